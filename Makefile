@@ -1,0 +1,64 @@
+# llm-sse: the two commands of the README's quick start are `make serve` and `make test`.
+#
+#   make serve   set up a virtualenv with the built-in model and serve http://127.0.0.1:8080
+#   make test    set up everything the tests need (system packages too) and run the whole suite
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+# llama-cpp-python compiles from source; build it portable (a native build picks
+# AMX kernels that crash on some CPUs).  The wheel lands in pip's cache, so this
+# costs minutes once, then seconds.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+SYSTEM_PACKAGES := nginx-light redis-server chromium systemd
+
+.PHONY: serve test lint typecheck pytest jstest venv deps-serve deps-test system-deps bench clean
+
+serve: deps-serve
+	$(PY) app.py $(ARGS)
+
+test: deps-test lint typecheck pytest jstest
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck:
+	$(VENV)/bin/mypy
+
+pytest:
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+jstest:
+	node --test tests/js/
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+venv: $(PY)
+
+deps-serve: venv
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q -e '.[local]'
+
+deps-test: venv system-deps
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q -e '.[test,lint,local]'
+
+# nginx, Redis and Chromium are real parts of the test suite; install what is missing.
+system-deps:
+	@missing=""; \
+	command -v nginx >/dev/null || missing="$$missing nginx-light"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing system packages:$$missing"; \
+		sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info test-output

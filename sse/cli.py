@@ -1,0 +1,88 @@
+"""Command line: read the settings, serve, and shut down gracefully.
+
+Shutdown on SIGTERM or SIGINT: stop accepting connections, let open streams
+finish for ``shutdown_grace`` seconds, then end each remaining one with an
+``event: error`` frame (code ``shutdown``) -- a client always learns why its
+answer stopped -- and exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from . import logs
+from .errors import ApiError
+from .providers import StartupError
+from .server import REGISTRY, create_app, make_runner
+from .settings import Settings, SettingsError
+
+log = logging.getLogger("llm_sse")
+
+# Once the grace period is over, streams get this long to write their final frame.
+_FINAL_FRAME_WINDOW = 5.0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        settings = Settings.load(argv)
+    except SettingsError as exc:
+        print(f"llm-sse: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level)
+    try:
+        return asyncio.run(serve(settings))
+    except KeyboardInterrupt:  # a second Ctrl-C during shutdown
+        return 130
+
+
+async def serve(settings: Settings) -> int:
+    app = create_app(settings)
+    runner = make_runner(app, shutdown_timeout=_FINAL_FRAME_WINDOW)
+    try:
+        await runner.setup()
+    except StartupError as exc:
+        log.error("cannot start", extra={"why": str(exc)})
+        print(f"llm-sse: {exc}", file=sys.stderr)
+        await runner.cleanup()
+        return 1
+    site = web.TCPSite(runner, settings.host, settings.port)
+    try:
+        await site.start()
+    except OSError as exc:
+        print(f"llm-sse: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}", file=sys.stderr)
+        await runner.cleanup()
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    log.info("listening", extra={"url": f"http://{settings.host}:{_bound_port(site, settings.port)}/"})
+    await stop.wait()
+    await drain(runner, settings.shutdown_grace)
+    return 0
+
+
+async def drain(runner: web.AppRunner, grace: float) -> None:
+    """Stop accepting, give open streams ``grace`` seconds, then end them."""
+    registry = runner.app[REGISTRY]
+    registry.draining = True
+    log.info("shutting down", extra={"open_streams": len(registry.streams), "grace_s": grace})
+    for site in list(runner.sites):
+        await site.stop()
+    if not await registry.wait_idle(grace):
+        registry.end_all(ApiError("the server is shutting down", status=503, code="shutdown", retry_after=1))
+        await registry.wait_idle(_FINAL_FRAME_WINDOW)
+    await runner.cleanup()
+    log.info("stopped")
+
+
+def _bound_port(site: web.TCPSite, default: int) -> int:
+    server = site._server  # the asyncio server; its socket knows the real port when 0 was asked
+    sockets = getattr(server, "sockets", None) or []
+    return int(sockets[0].getsockname()[1]) if sockets else default

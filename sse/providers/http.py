@@ -1,0 +1,140 @@
+"""aiohttp plumbing shared by the HTTP providers (Ollama, OpenAI-compatible).
+
+Opening an upstream stream fails in a handful of ways that every provider must
+map the same way: connection refused, connect timeout, an HTTP error status
+with a JSON body in the upstream's own dialect.  Reading it fails when the
+connection drops.  This module does that mapping once, and makes sure a
+response that is abandoned half-read closes its TCP connection instead of
+going back to the pool (a pooled connection would let the model keep
+generating: the upstream sees no FIN).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+
+from ..errors import (
+    UpstreamDisconnected,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    from_upstream_status,
+)
+
+ERROR_BODY_LIMIT = 64 * 1024
+
+
+def make_session(*, connect_timeout: float, limit: int = 0) -> aiohttp.ClientSession:
+    """The one client session a provider shares across all its streams.
+
+    Only the TCP connect is bounded here; waiting for the first token and for
+    each later byte is bounded by the relay, which knows which phase it is in
+    (a model load can take minutes before the first line arrives).
+    """
+    return aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_connect=connect_timeout, sock_read=None),
+        connector=aiohttp.TCPConnector(limit=limit, limit_per_host=limit, enable_cleanup_closed=False),
+        auto_decompress=True,
+        raise_for_status=False,
+    )
+
+
+def error_message(body: bytes) -> str:
+    """Pull the human message out of an upstream's JSON error body.
+
+    Ollama says ``{"error": "..."}``; OpenAI and OpenRouter say
+    ``{"error": {"message": "...", "code": ...}}``.  Anything else is shown as
+    (short) text.
+    """
+    try:
+        data: Any = json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", "replace").strip()[:500]
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, str):
+        return error
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return str(error["message"])
+    if isinstance(data, dict) and isinstance(data.get("message"), str):
+        return str(data["message"])
+    return body.decode("utf-8", "replace").strip()[:500]
+
+
+def _retry_after(response: aiohttp.ClientResponse) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+async def read_limited(response: aiohttp.ClientResponse, limit: int = ERROR_BODY_LIMIT) -> bytes:
+    """Read at most ``limit`` bytes of a body (error bodies can be anything)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await response.content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+@asynccontextmanager
+async def open_stream(
+    session: aiohttp.ClientSession,
+    url: str,
+    payload: dict[str, Any],
+    *,
+    name: str,
+    headers: dict[str, str] | None = None,
+    on_error_status: Callable[[int, str, float | None], UpstreamError] = lambda s, m, r: from_upstream_status(
+        s, m, retry_after=r
+    ),
+) -> AsyncIterator[aiohttp.ClientResponse]:
+    """POST ``payload`` and yield the streaming response once it answered 200.
+
+    On leaving the block without having read the body to its end (the client
+    left, a timeout, an error), the connection is closed, not pooled.
+    """
+    try:
+        response = await session.post(url, json=payload, headers=headers)
+    except (TimeoutError, aiohttp.ServerTimeoutError):
+        raise UpstreamTimeout(f"{name} did not accept a connection in time") from None
+    except aiohttp.ClientConnectorError as exc:
+        raise UpstreamUnavailable(f"{name} is unreachable at {url.split('/api/')[0]}: {exc.os_error or exc}") from None
+    except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+        raise UpstreamDisconnected(f"{name} closed the connection before answering: {exc}") from None
+    try:
+        if response.status != 200:
+            try:
+                body = await read_limited(response)
+            except (TimeoutError, aiohttp.ClientError):
+                body = b""
+            raise on_error_status(response.status, error_message(body), _retry_after(response))
+        yield response
+    finally:
+        if not response.content.is_eof() or response.content.exception() is not None:
+            response.close()
+        else:
+            response.release()
+
+
+async def read_chunk(response: aiohttp.ClientResponse, name: str) -> bytes:
+    """The next network read of the body; ``b""`` at its end.
+
+    A plain coroutine rather than an async generator: an abandoned generator
+    nested in another is only closed later by the garbage collector.
+    """
+    try:
+        return await response.content.readany()
+    except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+        raise UpstreamDisconnected(f"{name} dropped the connection mid-answer: {exc}") from None

@@ -1,0 +1,213 @@
+"""Ollama: newline-delimited JSON from ``/api/chat`` and ``/api/generate``.
+
+Wire facts this module relies on (Ollama's docs/api.md and server source):
+
+* a message history goes to ``/api/chat`` (text in ``message.content``,
+  reasoning in ``message.thinking``); a bare prompt goes to ``/api/generate``
+  (``response`` / ``thinking``);
+* the last line has ``done: true``, ``done_reason`` and durations in
+  nanoseconds; it may itself carry the last piece of text, and on
+  ``/api/generate`` a ``context`` token array that can be hundreds of KB (the
+  line limit allows for it; it is never forwarded);
+* an error before the first line is a real HTTP status with
+  ``{"error": "..."}``; after it, the status stays 200 and one ``{"error"}``
+  line ends the stream with no done line;
+* an unknown model is a 404 whose wording varies by version, so we key on the
+  status, not the text;
+* Ollama sends nothing while a model loads: the relay's first-token timeout
+  and heartbeats cover that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+
+from ..chat import ChatRequest
+from ..errors import ModelNotFound, UpstreamDisconnected, UpstreamError, UpstreamUnavailable
+from ..events import Done, Event, Skipped, StreamError, Thinking, Token, Usage, coalesce
+from ..ndjson import LineTooLong, NdjsonDecoder
+from .base import ModelInfo, Readiness
+from .http import error_message, make_session, open_stream, read_chunk, read_limited
+
+_NS = 1e-9
+_MODELS_TTL = 30.0
+
+
+class OllamaProvider:
+    """Streams from one Ollama server over one shared ``aiohttp.ClientSession``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        name: str = "ollama",
+        default_model: str = "",
+        connect_timeout: float = 10.0,
+        max_line_bytes: int = 8 * 1024 * 1024,
+    ) -> None:
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.default_model = default_model
+        self.connect_timeout = connect_timeout
+        self.max_line_bytes = max_line_bytes
+        self._session: aiohttp.ClientSession | None = None
+        self._models: tuple[float, list[ModelInfo]] | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("OllamaProvider.start() was not called")
+        return self._session
+
+    async def start(self) -> None:
+        if self._session is None:
+            self._session = make_session(connect_timeout=self.connect_timeout)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # -- models and health
+
+    async def _get_json(self, path: str, within: float) -> Any:
+        """GET a small JSON document, with every failure as an ``UpstreamError``."""
+        try:
+            async with asyncio.timeout(within), self.session.get(self.base_url + path) as response:
+                body = await read_limited(response, 4 * 1024 * 1024)
+        except TimeoutError:
+            raise UpstreamUnavailable(f"{self.name} did not answer {path} within {within:g} s") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamUnavailable(f"{self.name} is unreachable at {self.base_url}: {exc}") from None
+        if response.status != 200:
+            raise UpstreamError(f"{self.name} answered {path} with HTTP {response.status}: {error_message(body)}")
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise UpstreamError(f"{self.name} answered {path} with something that is not JSON") from None
+
+    async def models(self) -> list[ModelInfo]:
+        now = time.monotonic()
+        if self._models is not None and now - self._models[0] < _MODELS_TTL:
+            return self._models[1]
+        data = await self._get_json("/api/tags", self.connect_timeout)
+        entries = data.get("models") if isinstance(data, dict) else None
+        models = []
+        for entry in entries if isinstance(entries, list) else []:
+            if not (isinstance(entry, dict) and isinstance(entry.get("name"), str)):
+                continue
+            details = entry.get("details")
+            details = details if isinstance(details, dict) else {}
+            info = {"parameter_size": details.get("parameter_size"), "family": details.get("family")}
+            models.append(ModelInfo(entry["name"], self.name, {k: v for k, v in info.items() if v}))
+        self._models = (now, models)
+        return models
+
+    async def resolve_model(self, requested: str | None) -> str:
+        if requested:
+            return requested
+        if self.default_model:
+            return self.default_model
+        models = await self.models()
+        if not models:
+            raise ModelNotFound(f"{self.name} has no models installed; pull one first, e.g. 'ollama pull llama3.2'")
+        return models[0].name
+
+    async def readiness(self) -> Readiness:
+        try:
+            data = await self._get_json("/api/version", min(self.connect_timeout, 2.0))
+        except UpstreamError as exc:
+            return Readiness(False, exc.message)
+        version = data.get("version", "?") if isinstance(data, dict) else "?"
+        return Readiness(True, f"Ollama {version} at {self.base_url}")
+
+    # -- streaming
+
+    def _payload(self, request: ChatRequest, model: str) -> tuple[str, dict[str, Any]]:
+        payload: dict[str, Any] = {"model": model, "stream": True}
+        if request.messages is not None:
+            path = "/api/chat"
+            payload["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
+        else:
+            path = "/api/generate"
+            payload["prompt"] = request.prompt
+        if request.options:
+            payload["options"] = dict(request.options)
+        if request.think is not None:
+            payload["think"] = request.think
+        return self.base_url + path, payload
+
+    async def stream(self, request: ChatRequest, model: str) -> AsyncIterator[Event]:
+        url, payload = self._payload(request, model)
+        chat = request.messages is not None
+        decoder = NdjsonDecoder(self.max_line_bytes)
+        async with open_stream(self.session, url, payload, name=self.name) as response:
+            while True:
+                chunk = await read_chunk(response, self.name)
+                try:
+                    lines = decoder.feed(chunk) if chunk else decoder.close()
+                except LineTooLong as exc:
+                    raise UpstreamError(f"{self.name} sent a {exc}", code="upstream_protocol") from None
+                skipped = decoder.skipped
+                events: list[Event] = []
+                finished = False
+                for line in lines:
+                    if _map_line(line, chat, events):
+                        finished = True
+                        break
+                if skipped:
+                    decoder.skipped = 0
+                    sample = (decoder.last_skipped or b"").decode("utf-8", "replace")
+                    events.insert(0, Skipped(skipped, sample))
+                for event in coalesce(events):
+                    yield event
+                if finished:
+                    return
+                if not chunk:
+                    raise UpstreamDisconnected(f"{self.name} ended the stream without its final line")
+
+
+def _map_line(line: Any, chat: bool, out: list[Event]) -> bool:
+    """Append the events of one Ollama line to ``out``; True if it ends the stream."""
+    if not isinstance(line, dict):
+        out.append(Skipped(1, json.dumps(line)[:200]))
+        return False
+    error = line.get("error")
+    if error is not None:
+        out.append(StreamError("upstream_error", error if isinstance(error, str) else json.dumps(error)))
+        return True
+    if chat:
+        message = line.get("message")
+        message = message if isinstance(message, dict) else {}
+        text, thinking = message.get("content"), message.get("thinking")
+    else:
+        text, thinking = line.get("response"), line.get("thinking")
+    if isinstance(thinking, str) and thinking:
+        out.append(Thinking(thinking))
+    if isinstance(text, str) and text:
+        out.append(Token(text))
+    if line.get("done") is not True:
+        return False
+    eval_ns = line.get("eval_duration")
+    out.append(
+        Done(
+            finish_reason=_str_or_none(line.get("done_reason")),
+            usage=Usage(_int_or_none(line.get("prompt_eval_count")), _int_or_none(line.get("eval_count"))),
+            generation_s=eval_ns * _NS if isinstance(eval_ns, int) and eval_ns > 0 else None,
+        )
+    )
+    return True
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

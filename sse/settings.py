@@ -1,0 +1,219 @@
+"""Every setting of the service, in one table.
+
+Each setting is a dataclass field with its default, its environment variable
+and its help text; ``--help``, the environment and the README all follow from
+this table.  Precedence: command-line flag, then environment, then default.
+Values are checked once here, so a typo fails at start-up with a message that
+names the setting, not at the first request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from .chat import RequestLimits
+from .clientip import parse_networks
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def setting(default: Any, env: str, help: str, *, minimum: float | None = None) -> Any:
+    """Declare one setting (a dataclass field carrying its env name and help)."""
+    return field(default=default, metadata={"env": env, "help": help, "minimum": minimum})
+
+
+def _default_static_dir() -> str:
+    return str(Path(__file__).resolve().parent.parent / "static")
+
+
+@dataclass(frozen=True)
+class Settings:
+    # -- listening
+    host: str = setting("127.0.0.1", "LLM_SSE_HOST", "address to listen on")
+    port: int = setting(8080, "LLM_SSE_PORT", "TCP port to listen on", minimum=0)
+
+    # -- upstream
+    provider: str = setting(
+        "auto",
+        "LLM_SSE_PROVIDER",
+        "which model server answers: 'ollama', or 'auto' (Ollama if it answers at start-up)",
+    )
+    ollama_url: str = setting("http://127.0.0.1:11434", "OLLAMA_URL", "base URL of the Ollama server")
+    model: str = setting(
+        "",
+        "LLM_SSE_MODEL",
+        "model used when a request names none (empty: the first model the upstream lists)",
+    )
+
+    # -- timeouts (seconds); see ARCHITECTURE.md for what each one bounds
+    connect_timeout: float = setting(
+        10.0,
+        "LLM_SSE_CONNECT_TIMEOUT",
+        "bound on connecting to the upstream and getting its answer's headers",
+        minimum=0.001,
+    )
+    first_token_timeout: float = setting(
+        120.0,
+        "LLM_SSE_FIRST_TOKEN_TIMEOUT",
+        "bound on waiting for the first token (model loads are slow)",
+        minimum=0.001,
+    )
+    idle_timeout: float = setting(
+        60.0, "LLM_SSE_IDLE_TIMEOUT", "bound on silence from the upstream after the first token", minimum=0.001
+    )
+    send_timeout: float = setting(
+        30.0, "LLM_SSE_SEND_TIMEOUT", "bound on a write to a client that stopped reading", minimum=0.001
+    )
+    heartbeat: float = setting(
+        15.0, "LLM_SSE_HEARTBEAT", "send a ': ping' comment after this much silence towards the client", minimum=0.01
+    )
+    body_timeout: float = setting(30.0, "LLM_SSE_BODY_TIMEOUT", "bound on receiving a request's body", minimum=0.001)
+    shutdown_grace: float = setting(
+        10.0, "LLM_SSE_SHUTDOWN_GRACE", "on SIGTERM, time given to open streams to finish", minimum=0.0
+    )
+
+    # -- limits
+    max_body_bytes: int = setting(
+        1_048_576, "LLM_SSE_MAX_BODY_BYTES", "largest request body accepted (413 above)", minimum=1024
+    )
+    max_line_bytes: int = setting(
+        8_388_608,
+        "LLM_SSE_MAX_LINE_BYTES",
+        "largest upstream line or event accepted (Ollama's 'context' can be large)",
+        minimum=1024,
+    )
+    max_prompt_chars: int = setting(
+        32_000, "LLM_SSE_MAX_PROMPT_CHARS", "largest prompt or single message, in characters", minimum=1
+    )
+    max_input_chars: int = setting(
+        128_000, "LLM_SSE_MAX_INPUT_CHARS", "largest whole conversation, in characters", minimum=1
+    )
+    max_messages: int = setting(200, "LLM_SSE_MAX_MESSAGES", "most messages in one request", minimum=1)
+    max_predict: int = setting(
+        4096, "LLM_SSE_MAX_PREDICT", "highest 'num_predict' (or 'max_tokens') a request may ask for", minimum=1
+    )
+    max_ctx: int = setting(32_768, "LLM_SSE_MAX_CTX", "highest 'num_ctx' a request may ask for", minimum=1)
+    models_allowed: str = setting(
+        "", "LLM_SSE_MODELS_ALLOWED", "comma-separated models clients may ask for (empty: any)"
+    )
+
+    # -- network
+    trusted_proxies: str = setting(
+        "",
+        "LLM_SSE_TRUSTED_PROXIES",
+        "comma-separated addresses or CIDR blocks of reverse proxies whose X-Forwarded-For is believed",
+    )
+
+    # -- logging and files
+    log_level: str = setting("info", "LLM_SSE_LOG_LEVEL", "debug, info, warning or error")
+    log_prompts: bool = setting(
+        False, "LLM_SSE_LOG_PROMPTS", "include prompt text in stream log lines (debugging only)"
+    )
+    static_dir: str = setting(_default_static_dir(), "LLM_SSE_STATIC_DIR", "folder of the chat page served at /")
+
+    def __post_init__(self) -> None:
+        try:
+            parse_networks(split_list(self.trusted_proxies))
+        except ValueError as exc:
+            raise SettingsError(f"--trusted-proxies / LLM_SSE_TRUSTED_PROXIES: {exc}") from None
+        for f in dataclasses.fields(self):
+            minimum = f.metadata.get("minimum")
+            value = getattr(self, f.name)
+            if minimum is not None and value < minimum:
+                raise SettingsError(f"{_flag(f.name)} / {f.metadata['env']} must be at least {minimum}, got {value}")
+        if self.log_level.lower() not in ("debug", "info", "warning", "error"):
+            raise SettingsError(
+                f"--log-level / LLM_SSE_LOG_LEVEL must be debug, info, warning or error, got {self.log_level!r}"
+            )
+
+    @property
+    def request_limits(self) -> RequestLimits:
+        return RequestLimits(
+            max_prompt_chars=self.max_prompt_chars,
+            max_input_chars=self.max_input_chars,
+            max_messages=self.max_messages,
+            max_predict=self.max_predict,
+            max_ctx=self.max_ctx,
+            models_allowed=split_list(self.models_allowed),
+        )
+
+    @classmethod
+    def load(cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from flags (``argv``), then ``environ``, then defaults."""
+        environ = os.environ if environ is None else environ
+        args = build_parser().parse_args(argv)
+        types = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = getattr(args, f.name)
+            source = _flag(f.name)
+            if raw is None and f.metadata["env"] in environ:
+                raw, source = environ[f.metadata["env"]], f.metadata["env"]
+            if raw is not None:
+                values[f.name] = _convert(raw, types[f.name], source)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+class SettingsError(ValueError):
+    """A setting has a value the service cannot run with."""
+
+
+def split_list(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _convert(raw: str, kind: Any, source: str) -> Any:
+    if kind is bool:
+        lowered = raw.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise SettingsError(f"{source} must be true or false, got {raw!r}")
+    if kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            raise SettingsError(
+                f"{source} must be {'an integer' if kind is int else 'a number'}, got {raw!r}"
+            ) from None
+    return raw
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llm-sse",
+        description="Stream an LLM's tokens to the browser as Server-Sent Events.",
+        epilog="Every flag can also be set by the environment variable named in its help; a flag wins.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    types = get_type_hints(Settings)
+    for f in dataclasses.fields(Settings):
+        kind = types[f.name]
+        metavar = {
+            bool: "BOOL",
+            int: "N",
+            float: "SECONDS" if "timeout" in f.name or f.name in ("heartbeat", "shutdown_grace") else "X",
+        }.get(kind, "TEXT")
+        parser.add_argument(
+            _flag(f.name),
+            dest=f.name,
+            default=None,
+            metavar=metavar,
+            help=f"{f.metadata['help']} (env {f.metadata['env']}; default: {f.default!r})",
+        )
+    return parser

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+
+from sse.settings import Settings
+from tests.fakes.ollama import FakeOllama
+from tests.helpers import Service, start_service
+
+
+@pytest.fixture
+async def fake_ollama() -> AsyncIterator[FakeOllama]:
+    fake = FakeOllama()
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+async def make_service(fake_ollama: FakeOllama) -> AsyncIterator[Callable[..., Awaitable[Service]]]:
+    """Start the service against the fake Ollama, with settings overridden by keyword."""
+    started: list[Service] = []
+
+    async def make(**overrides: Any) -> Service:
+        values: dict[str, Any] = {"provider": "ollama", "ollama_url": fake_ollama.url, "port": 0}
+        values.update(overrides)
+        service = await start_service(Settings(**values))
+        started.append(service)
+        return service
+
+    yield make
+    for service in started:
+        await service.stop()
+
+
+@pytest.fixture
+async def service(make_service: Callable[..., Awaitable[Service]]) -> Service:
+    return await make_service()
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session

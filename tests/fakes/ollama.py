@@ -1,0 +1,332 @@
+"""A fake Ollama: a real aiohttp server on loopback that speaks Ollama's wire format.
+
+Faithful where it matters to a relay (see tests/fixtures/ and Ollama's
+docs/api.md):
+
+* ``application/x-ndjson``, chunked, one compact JSON object and ``\\n`` per
+  line, written as it is produced; Go's encoder escapes ``<``, ``>`` and ``&``
+  as ``\\u003c`` and friends, and so does this fake;
+* intermediate lines carry ``model``, ``created_at`` and ``response`` (generate)
+  or ``message`` (chat), ``done: false``; the last line carries ``done_reason``
+  and the durations in nanoseconds, and on ``/api/generate`` a ``context``;
+* errors before the first line are real statuses with ``{"error": ...}`` and no
+  trailing newline; errors after it are one ``{"error": ...}`` line with the
+  status left at 200, and no done line;
+* closing the connection cancels the request (recorded, so a test can await
+  it); nothing is sent while the "model loads".
+
+Tests script an answer per request (``push``) or per model name (``route``):
+a list of steps that can split lines and UTF-8 characters across writes,
+pause on a gate the test opens, stall, drop the connection, or send garbage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+MODEL = "llama3.2:latest"
+CREATED_AT = "2025-08-02T22:05:23.4452655Z"
+
+
+def go_json(obj: Any) -> bytes:
+    """Encode like Go's json.Marshal: compact, HTML characters escaped."""
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").encode()
+
+
+# -- steps of a scripted answer
+
+
+@dataclass
+class Line:
+    """One NDJSON line (an object), written in one write."""
+
+    obj: dict[str, Any]
+
+
+@dataclass
+class Raw:
+    """Bytes written as they are (garbage, partial lines, odd line ends)."""
+
+    data: bytes
+
+
+@dataclass
+class Gate:
+    """Wait until the test opens ``event`` before going on."""
+
+    event: asyncio.Event
+
+
+@dataclass
+class Sleep:
+    seconds: float
+
+
+@dataclass
+class Drop:
+    """Abort the TCP connection mid-answer (no terminating chunk)."""
+
+
+@dataclass
+class Hang:
+    """Send nothing more, forever (until the client goes away)."""
+
+
+Step = Line | Raw | Gate | Sleep | Drop | Hang
+
+
+@dataclass
+class Script:
+    """A whole answer: a status (non-200 is answered at once) and steps."""
+
+    steps: list[Step] = field(default_factory=list)
+    status: int = 200
+    error: str | None = None  # body message for a non-200 status
+    split: int | None = None  # write every step in pieces of this many bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Recorded:
+    """What the fake saw of one request."""
+
+    path: str
+    body: dict[str, Any]
+    started: float = field(default_factory=time.monotonic)
+    lines_sent: int = 0
+    finished: bool = False
+    disconnected: asyncio.Event = field(default_factory=asyncio.Event)
+    disconnected_at: float | None = None
+
+
+def token_lines(
+    pieces: Iterable[str],
+    *,
+    chat: bool = True,
+    model: str = MODEL,
+    thinking: Iterable[str] = (),
+    done_reason: str = "stop",
+    last_text: str = "",
+) -> list[Step]:
+    """An ordinary answer: thinking lines, token lines, then the done line."""
+    steps: list[Step] = []
+    for piece in thinking:
+        if chat:
+            steps.append(Line(_chat_line(model, "", thinking=piece)))
+        else:
+            steps.append(
+                Line({"model": model, "created_at": CREATED_AT, "response": "", "thinking": piece, "done": False})
+            )
+    count = 0
+    for piece in pieces:
+        count += 1
+        if chat:
+            steps.append(Line(_chat_line(model, piece)))
+        else:
+            steps.append(Line({"model": model, "created_at": CREATED_AT, "response": piece, "done": False}))
+    steps.append(
+        Line(
+            done_line(
+                chat=chat,
+                model=model,
+                eval_count=count + (1 if last_text else 0),
+                done_reason=done_reason,
+                text=last_text,
+            )
+        )
+    )
+    return steps
+
+
+def _chat_line(model: str, content: str, *, thinking: str | None = None) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if thinking is not None:
+        message["thinking"] = thinking
+    return {"model": model, "created_at": CREATED_AT, "message": message, "done": False}
+
+
+def done_line(
+    *, chat: bool = True, model: str = MODEL, eval_count: int = 3, done_reason: str = "stop", text: str = ""
+) -> dict[str, Any]:
+    line: dict[str, Any] = {"model": model, "created_at": CREATED_AT}
+    if chat:
+        line["message"] = {"role": "assistant", "content": text}
+    else:
+        line["response"] = text
+    line.update({"done": True, "done_reason": done_reason})
+    if not chat:
+        line["context"] = [128006, 882, 128007, 271, 9906, 128009]
+    line.update(
+        {
+            "total_duration": 3102987500,
+            "load_duration": 126633200,
+            "prompt_eval_count": 26,
+            "prompt_eval_duration": 95113000,
+            "eval_count": eval_count,
+            "eval_duration": 250_000_000,
+        }
+    )
+    return line
+
+
+class FakeOllama:
+    """Start with ``await fake.start()``; its ``url`` is an Ollama base URL."""
+
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.models = [MODEL, "qwen3:4b"]
+        self.version = "0.5.1"
+        self._queue: deque[Script] = deque()
+        self._routes: dict[str, Script] = {}
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+        self.active = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # -- scripting
+
+    def push(self, script: Script) -> None:
+        """Answer the next streaming request with ``script``."""
+        self._queue.append(script)
+
+    def route(self, model: str, script: Script) -> None:
+        """Answer every request for ``model`` with ``script``."""
+        self._routes[model] = script
+        if model not in self.models:
+            self.models.append(model)
+
+    # -- lifecycle
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_post("/api/chat", self._stream)
+        app.router.add_post("/api/generate", self._stream)
+        app.router.add_get("/api/tags", self._tags)
+        app.router.add_get("/api/version", self._version)
+        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self.url
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def open_connections(self) -> int:
+        """TCP connections currently open to the fake (idle keep-alive included)."""
+        server = self._runner.server if self._runner else None
+        return len(server.connections) if server is not None else 0
+
+    async def wait_idle(self, within: float = 5.0) -> None:
+        """Wait until no request is being answered."""
+        async with asyncio.timeout(within):
+            await self._idle.wait()
+
+    # -- handlers
+
+    async def _tags(self, request: web.Request) -> web.Response:
+        models = [
+            {
+                "name": name,
+                "model": name,
+                "modified_at": "2025-05-04T17:37:44.706015396-07:00",
+                "size": 2019393189,
+                "digest": "a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72",
+                "details": {
+                    "format": "gguf",
+                    "family": "llama",
+                    "parameter_size": "3.2B",
+                    "quantization_level": "Q4_K_M",
+                },
+            }
+            for name in self.models
+        ]
+        return web.Response(body=go_json({"models": models}), content_type="application/json")
+
+    async def _version(self, request: web.Request) -> web.Response:
+        return web.Response(body=go_json({"version": self.version}), content_type="application/json")
+
+    def _script_for(self, path: str, body: dict[str, Any]) -> Script:
+        model = body.get("model", "")
+        if model in self._routes:
+            return self._routes[model]
+        if self._queue:
+            return self._queue.popleft()
+        if model not in self.models:
+            return Script(status=404, error=f"model '{model}' not found")
+        chat = path == "/api/chat"
+        return Script(token_lines(["Hello", " from", " the", " fake", " model", "."], chat=chat, model=model))
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        record = Recorded(request.path, body)
+        self.requests.append(record)
+        script = self._script_for(request.path, body)
+        if script.status != 200:
+            # Gin's c.JSON: the real status, compact JSON, no trailing newline.
+            return web.Response(
+                status=script.status,
+                body=go_json({"error": script.error or "error"}),
+                headers={"Content-Type": "application/json; charset=utf-8", **script.headers},
+            )
+        self.active += 1
+        self._idle.clear()
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson", **script.headers})
+        try:
+            await response.prepare(request)
+            for step in script.steps:
+                await self._play(step, response, request, script.split, record)
+            await response.write_eof()
+            record.finished = True
+            return response
+        except (asyncio.CancelledError, ConnectionError):
+            record.disconnected_at = time.monotonic()
+            record.disconnected.set()
+            raise
+        finally:
+            self.active -= 1
+            if not self.active:
+                self._idle.set()
+
+    async def _play(
+        self, step: Step, response: web.StreamResponse, request: web.Request, split: int | None, record: Recorded
+    ) -> None:
+        if isinstance(step, Line):
+            record.lines_sent += 1
+            await self._write(response, go_json(step.obj) + b"\n", split)
+        elif isinstance(step, Raw):
+            await self._write(response, step.data, split)
+        elif isinstance(step, Gate):
+            await step.event.wait()
+        elif isinstance(step, Sleep):
+            await asyncio.sleep(step.seconds)
+        elif isinstance(step, Drop):
+            assert request.transport is not None
+            request.transport.abort()
+            raise ConnectionResetError("dropped on purpose")
+        elif isinstance(step, Hang):
+            await asyncio.Event().wait()
+
+    @staticmethod
+    async def _write(response: web.StreamResponse, data: bytes, split: int | None) -> None:
+        if not split:
+            await response.write(data)
+            return
+        for start in range(0, len(data), split):
+            await response.write(data[start : start + split])
+            # Give the reader a chance to see this piece on its own.
+            await asyncio.sleep(0)
