@@ -85,7 +85,7 @@ class EventStreamDecoder:
         for match in _LINE_END.finditer(buffer):
             self._process_line(buffer[pos : match.start()], events)
             pos = match.end()
-        if pos and buffer[pos - 1] == "\r":
+        if buffer and pos == len(buffer) and buffer[-1] == "\r":
             # A CR that ends the chunk may be the first half of a CRLF.
             self._skip_lf = True
         self._partial = buffer[pos:]
