@@ -93,7 +93,8 @@ def create_app(settings: Settings, providers: list[Provider] | None = None) -> w
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/", static_file)
-    app.router.add_get("/{path:.+}", static_file)
+    # Everything but the API: a GET to /api/chat must be a 405, not a missing file.
+    app.router.add_get(r"/{path:(?!api/).+}", static_file)
     return app
 
 
@@ -253,6 +254,9 @@ async def static_file(request: web.Request) -> web.StreamResponse:
         # No "..", no hidden files, no empty segments: the path stays inside.
         raise ApiError(f"no such page: /{relative}", status=404, code="not_found")
     path = Path(request.app[SETTINGS].static_dir, *parts)
+    # Checked here, not left to FileResponse: its 404 would bypass the error boundary.
+    if not await asyncio.to_thread(path.is_file):
+        raise ApiError(f"no such page: /{relative}", status=404, code="not_found")
     headers = dict(PAGE_HEADERS) if path.suffix == ".html" else {"X-Content-Type-Options": "nosniff"}
     if relative.startswith("vendor/"):
         headers["Cache-Control"] = "public, max-age=31536000, immutable"

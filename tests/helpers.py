@@ -81,3 +81,19 @@ async def start_service(settings: Settings, providers: list[Any] | None = None) 
     await site.start()
     port = runner.addresses[0][1]
     return Service(f"http://127.0.0.1:{port}", app, runner, settings)
+
+
+async def eventually(condition: Any, *, within: float = 5.0, every: float = 0.01) -> None:
+    """Wait for ``condition()`` to hold, checking every ``every`` s, failing after ``within`` s.
+
+    For states with no event to await (a socket closed in another process's view,
+    a task count); where an event exists, tests await the event instead.
+    """
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within} s: {condition}")
+        await asyncio.sleep(every)

@@ -1,0 +1,99 @@
+"""Request validation: every violation is a 400/413 that names the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from sse.chat import ChatRequest, Message, RequestLimits, parse_chat_request, parse_json_body
+from sse.errors import ApiError
+
+
+def rejects(body, *, field: str, status: int = 400, limits: RequestLimits = RequestLimits()) -> ApiError:
+    with pytest.raises(ApiError) as caught:
+        parse_chat_request(body, limits)
+    assert caught.value.status == status
+    assert caught.value.field == field, caught.value.message
+    return caught.value
+
+
+def test_a_prompt_request():
+    request = parse_chat_request({"prompt": "hi", "model": "m", "options": {"temperature": 0.5}, "think": True})
+    assert request == ChatRequest(prompt="hi", model="m", options={"temperature": 0.5}, think=True)
+    assert request.as_messages() == (Message("user", "hi"),)
+
+
+def test_a_messages_request():
+    request = parse_chat_request({"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]})
+    assert request.messages == (Message("system", "be brief"), Message("user", "hi"))
+    assert request.input_chars == len("be brief") + 2
+
+
+def test_max_tokens_is_an_alias_of_num_predict():
+    assert parse_chat_request({"prompt": "x", "options": {"max_tokens": 12}}).options == {"num_predict": 12}
+
+
+def test_think_levels():
+    assert parse_chat_request({"prompt": "x", "think": "high"}).think == "high"
+    rejects({"prompt": "x", "think": "max"}, field="think")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ([], "body"),
+        ("prompt", "body"),
+        ({}, "prompt"),
+        ({"prompt": "a", "messages": [{"role": "user", "content": "b"}]}, "prompt"),
+        ({"promt": "a"}, "promt"),
+        ({"prompt": 3}, "prompt"),
+        ({"prompt": "   "}, "prompt"),
+        ({"messages": "hi"}, "messages"),
+        ({"messages": []}, "messages"),
+        ({"messages": ["hi"]}, "messages[0]"),
+        ({"messages": [{"role": "user"}]}, "messages[0].content"),
+        ({"messages": [{"role": "wizard", "content": "x"}]}, "messages[0].role"),
+        ({"messages": [{"role": "user", "content": "x", "name": "n"}]}, "messages[0].name"),
+        ({"messages": [{"role": "user", "content": ""}]}, "messages"),
+        ({"prompt": "x", "model": ""}, "model"),
+        ({"prompt": "x", "model": 7}, "model"),
+        ({"prompt": "x", "model": "a\nb"}, "model"),
+        ({"prompt": "x", "options": []}, "options"),
+        ({"prompt": "x", "options": {"mirostat": 1}}, "options.mirostat"),
+        ({"prompt": "x", "options": {"temperature": "hot"}}, "options.temperature"),
+        ({"prompt": "x", "options": {"temperature": 9}}, "options.temperature"),
+        ({"prompt": "x", "options": {"temperature": float("nan")}}, "options.temperature"),
+        ({"prompt": "x", "options": {"temperature": True}}, "options.temperature"),
+        ({"prompt": "x", "options": {"num_predict": 1.5}}, "options.num_predict"),
+        ({"prompt": "x", "options": {"num_predict": 100000}}, "options.num_predict"),
+        ({"prompt": "x", "options": {"max_tokens": 10, "num_predict": 10}}, "options.num_predict"),
+        ({"prompt": "x", "options": {"stop": []}}, "options.stop"),
+        ({"prompt": "x", "options": {"stop": [1]}}, "options.stop"),
+        ({"prompt": "x", "think": 1}, "think"),
+    ],
+)
+def test_each_invalid_field_is_named(body, field):
+    rejects(body, field=field)
+
+
+def test_limits_on_size_are_413_naming_the_field():
+    limits = RequestLimits(max_prompt_chars=10, max_input_chars=15, max_messages=2)
+    rejects({"prompt": "x" * 11}, field="prompt", status=413, limits=limits)
+    rejects({"messages": [{"role": "user", "content": "x" * 11}]}, field="messages[0].content", status=413, limits=limits)
+    rejects({"messages": [{"role": "user", "content": "x"}] * 3}, field="messages", status=413, limits=limits)
+    too_long = [{"role": "user", "content": "x" * 8}, {"role": "user", "content": "x" * 8}]
+    rejects({"messages": too_long}, field="messages", status=413, limits=limits)
+
+
+def test_model_allowlist():
+    limits = RequestLimits(models_allowed=("a", "b"))
+    assert parse_chat_request({"prompt": "x", "model": "a"}, limits).model == "a"
+    error = rejects({"prompt": "x", "model": "c"}, field="model", limits=limits)
+    assert error.code == "model_not_allowed"
+
+
+@pytest.mark.parametrize("raw", [b"", b"{", b"\xff\xfe", b'{"a": 1,}', b"nul\x00"])
+def test_bad_json_is_a_400_with_a_position(raw):
+    with pytest.raises(ApiError) as caught:
+        parse_json_body(raw)
+    assert caught.value.status == 400
+    assert caught.value.code == "invalid_json"
