@@ -48,6 +48,10 @@ from .streamlog import StreamObserver, StreamRecord, finish
 log = logging.getLogger("llm_sse.relay")
 
 PING = frames.comment("ping")
+# A write of at most this many bytes into an empty transport buffer cannot
+# block: asyncio pauses writing only above the high-water mark (64 KiB by
+# default), so the common small-token write skips the timeout's timer.
+_UNBLOCKED_WRITE = 16 * 1024
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
     "Cache-Control": "no-cache",
@@ -132,6 +136,9 @@ class ChatStream:
         self.last_upstream = self.last_write
         self._pump_task: asyncio.Task[Done] | None = None
         self._forced: ApiError | None = None
+        # Set when we abort the client's connection ourselves, because the abort
+        # makes aiohttp cancel this handler before the cause reaches ``run``.
+        self._aborted_for: SendTimeout | None = None
 
     # -- public
 
@@ -155,7 +162,7 @@ class ChatStream:
                 return web.json_response(result.body(), status=result.status, headers=result.headers())
             return self.response
         except asyncio.CancelledError:
-            outcome = "cancelled"
+            outcome, message = self._outcome_of(self._aborted_for or ClientGone())
             raise
         finally:
             await _stop(pump, watchdog)
@@ -298,14 +305,17 @@ class ChatStream:
         if transport is None or transport.is_closing():
             raise ClientGone()
         try:
-            if transport.get_write_buffer_size():
-                # The client is behind: this write may wait for it, so bound it.
+            if transport.get_write_buffer_size() or len(data) > _UNBLOCKED_WRITE:
+                # The client is behind, or this frame alone may fill the
+                # transport past its high-water mark: the write may wait for
+                # the client, so bound it.
                 try:
                     async with asyncio.timeout(self.settings.send_timeout):
                         await self.response.write(data)
                 except TimeoutError:
+                    self._aborted_for = SendTimeout()
                     transport.abort()
-                    raise SendTimeout() from None
+                    raise self._aborted_for from None
             else:
                 await self.response.write(data)
         except ConnectionError:
@@ -328,10 +338,8 @@ class ChatStream:
 
     async def _finish(self, result: Done | BaseException) -> tuple[str, str | None]:
         """Write the terminal frame for ``result``; return the outcome and a message."""
-        if isinstance(result, ClientGone):
-            return "cancelled", None
-        if isinstance(result, SendTimeout):
-            return "send_timeout", f"client read nothing for {self.settings.send_timeout:g} s"
+        if isinstance(result, ClientGone | SendTimeout):
+            return self._outcome_of(result)
         if isinstance(result, Done):
             name, data = "done", self._done_data(result)
             outcome, message = "done", None
@@ -351,6 +359,12 @@ class ChatStream:
         except (ClientGone, SendTimeout, ConnectionError):
             return "cancelled", None
         return outcome, message
+
+    def _outcome_of(self, gone: ClientGone | SendTimeout) -> tuple[str, str | None]:
+        """The outcome of a stream whose client can no longer be written to."""
+        if isinstance(gone, SendTimeout):
+            return "send_timeout", f"the client read nothing for {self.settings.send_timeout:g} s"
+        return "cancelled", None
 
     def _done_data(self, done: Done) -> dict[str, Any]:
         record = self.record

@@ -23,7 +23,9 @@ def test_a_prompt_request():
 
 
 def test_a_messages_request():
-    request = parse_chat_request({"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]})
+    request = parse_chat_request(
+        {"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]}
+    )
     assert request.messages == (Message("system", "be brief"), Message("user", "hi"))
     assert request.input_chars == len("be brief") + 2
 
@@ -78,7 +80,9 @@ def test_each_invalid_field_is_named(body, field):
 def test_limits_on_size_are_413_naming_the_field():
     limits = RequestLimits(max_prompt_chars=10, max_input_chars=15, max_messages=2)
     rejects({"prompt": "x" * 11}, field="prompt", status=413, limits=limits)
-    rejects({"messages": [{"role": "user", "content": "x" * 11}]}, field="messages[0].content", status=413, limits=limits)
+    rejects(
+        {"messages": [{"role": "user", "content": "x" * 11}]}, field="messages[0].content", status=413, limits=limits
+    )
     rejects({"messages": [{"role": "user", "content": "x"}] * 3}, field="messages", status=413, limits=limits)
     too_long = [{"role": "user", "content": "x" * 8}, {"role": "user", "content": "x" * 8}]
     rejects({"messages": too_long}, field="messages", status=413, limits=limits)

@@ -164,8 +164,12 @@ async def test_no_first_token_before_any_heartbeat_is_a_504(make_service, client
 
 @pytest.mark.parametrize(
     ("method", "path", "status", "code"),
-    [("GET", "/api/chat", 405, "method_not_allowed"), ("POST", "/api/nothing", 404, "not_found"),
-     ("GET", "/no/such/page", 404, "not_found"), ("GET", "/../setup.cfg", 404, "not_found")],
+    [
+        ("GET", "/api/chat", 405, "method_not_allowed"),
+        ("POST", "/api/nothing", 404, "not_found"),
+        ("GET", "/no/such/page", 404, "not_found"),
+        ("GET", "/../setup.cfg", 404, "not_found"),
+    ],
 )
 async def test_unknown_routes_get_json_errors(service, client, method, path, status, code):
     async with client.request(method, service.url + path) as response:

@@ -9,7 +9,19 @@ from pathlib import Path
 import pytest
 
 SSE = Path(__file__).resolve().parent.parent / "sse"
-CORE = ["events", "frames", "ndjson", "eventstream", "chat", "errors", "settings", "routing", "streamlog", "clientip", "logs"]
+CORE = [
+    "events",
+    "frames",
+    "ndjson",
+    "eventstream",
+    "chat",
+    "errors",
+    "settings",
+    "routing",
+    "streamlog",
+    "clientip",
+    "logs",
+]
 
 
 def imported_roots(path: Path) -> set[str]:

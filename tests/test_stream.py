@@ -220,8 +220,14 @@ async def test_health_and_readiness(service, client, fake_ollama):
 
 async def test_ollamas_html_escaping_is_undone(service, client, fake_ollama):
     # Go's encoder sends "<" as \u003c; the client must see the character.
-    fake_ollama.push(Script([Line({"model": MODEL, "created_at": "x", "response": "<a> & b", "done": False}),
-                             Line(done_line(chat=False))]))
+    fake_ollama.push(
+        Script(
+            [
+                Line({"model": MODEL, "created_at": "x", "response": "<a> & b", "done": False}),
+                Line(done_line(chat=False)),
+            ]
+        )
+    )
     async with client.post(service.url + "/api/chat", json={"prompt": "x"}) as response:
         assert text_of(await read_frames(response)) == "<a> & b"
 
