@@ -7,8 +7,10 @@ import pytest
 from sse.chat import ChatRequest, Message, RequestLimits, parse_chat_request, parse_json_body
 from sse.errors import ApiError
 
+DEFAULT_LIMITS = RequestLimits()
 
-def rejects(body, *, field: str, status: int = 400, limits: RequestLimits = RequestLimits()) -> ApiError:
+
+def rejects(body, *, field: str, status: int = 400, limits: RequestLimits = DEFAULT_LIMITS) -> ApiError:
     with pytest.raises(ApiError) as caught:
         parse_chat_request(body, limits)
     assert caught.value.status == status

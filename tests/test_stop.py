@@ -33,7 +33,7 @@ async def open_raw_stream(url: str, body: dict) -> tuple[asyncio.StreamReader, a
 
 async def test_stop_before_the_first_token_closes_the_silent_upstream(service, fake_ollama):
     fake_ollama.push(Script([Hang()]))  # a model that is "loading": no byte at all
-    reader, writer = await open_raw_stream(service.url, CHAT)
+    _reader, writer = await open_raw_stream(service.url, CHAT)
     await eventually(lambda: len(fake_ollama.requests) == 1)
     closed_at = time.monotonic()
     writer.close()
@@ -81,13 +81,9 @@ async def test_a_client_that_stops_reading_is_dropped_after_the_send_timeout_eve
     # be bounded too, not only writes into an already non-empty buffer.
     service = await make_service(send_timeout=0.5)
     token = "x" * 4000
-    total = 4000  # 16 MB: far more than the socket buffers can hold
-    fake_ollama.push(
-        Script(
-            [Line({"model": "m", "created_at": "x", "message": {"role": "assistant", "content": token}, "done": False})]
-            * total
-        )
-    )
+    total = 25_000  # 100 MB: far more than loopback socket buffers hold (they autotune to several MB)
+    line = Line({"model": "m", "created_at": "x", "message": {"role": "assistant", "content": token}, "done": False})
+    fake_ollama.push(Script([line] * total + [Hang()]))
     with caplog.at_level(logging.INFO, logger="llm_sse.stream"):
         reader, writer = await open_raw_stream(service.url, CHAT)
         await reader.readexactly(1)  # the stream started; now never read again

@@ -67,7 +67,7 @@ async def test_a_naive_reader_parses_every_frame(service, client, fake_ollama):
     async with client.post(service.url + "/api/chat", json={"prompt": "hi"}) as response:
         body = (await response.read()).decode()
     parsed = naive_parse(body)
-    assert [event for event, _ in parsed][0] == "meta"
+    assert next(event for event, _ in parsed) == "meta"
     assert parsed[-1][0] == "done"
     assert "".join(d["text"] for e, d in parsed if e == "token") == "line\none \u2028sep 你好 <b>&"
 
