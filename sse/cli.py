@@ -72,9 +72,9 @@ async def drain(runner: web.AppRunner, grace: float) -> None:
     """Stop accepting, give open streams ``grace`` seconds, then end them."""
     registry = runner.app[REGISTRY]
     registry.draining = True
-    log.info("shutting down", extra={"open_streams": len(registry.streams), "grace_s": grace})
     for site in list(runner.sites):
         await site.stop()
+    log.info("shutting down", extra={"open_streams": len(registry.streams), "grace_s": grace})
     if not await registry.wait_idle(grace):
         registry.end_all(ApiError("the server is shutting down", status=503, code="shutdown", retry_after=1))
         await registry.wait_idle(_FINAL_FRAME_WINDOW)
