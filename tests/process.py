@@ -39,7 +39,8 @@ class ServiceProcess:
         return self
 
     async def _read(self) -> None:
-        assert self.proc is not None and self.proc.stderr is not None
+        assert self.proc is not None
+        assert self.proc.stderr is not None
         async for raw in self.proc.stderr:
             text = raw.decode(errors="replace").rstrip("\n")
             self.stderr_text.append(text)
