@@ -191,10 +191,12 @@ class ChatStream:
             except UpstreamError as error:
                 if stream is not None:
                     await _close(stream)
-                self.router.failed(provider)
                 self.record.attempts.append(f"{provider.name}: {error.code}: {error.message}")
                 if not error.fallback:
+                    # The request's fault (unknown model, rejected input), not the
+                    # provider's: no other provider, and no cool-down.
                     raise
+                self.router.failed(provider)
                 last_error = error
                 continue
             self.router.succeeded(provider)
