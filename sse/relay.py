@@ -43,7 +43,7 @@ from .events import Done, Event, Skipped, StreamError, Thinking, Token
 from .providers.base import Provider
 from .routing import ProviderRouter
 from .settings import Settings
-from .streamlog import StreamObserver, StreamRecord, finish
+from .streamlog import Attempt, StreamObserver, StreamRecord, finish
 
 log = logging.getLogger("llm_sse.relay")
 
@@ -191,7 +191,7 @@ class ChatStream:
             except UpstreamError as error:
                 if stream is not None:
                     await _close(stream)
-                self.record.attempts.append(f"{provider.name}: {error.code}: {error.message}")
+                self.record.attempts.append(Attempt(provider.name, error.code, error.message))
                 if not error.fallback:
                     # The request's fault (unknown model, rejected input), not the
                     # provider's: no other provider, and no cool-down.
@@ -200,7 +200,7 @@ class ChatStream:
                 last_error = error
                 continue
             self.router.succeeded(provider)
-            self.record.fallbacks = len(self.record.attempts)
+            self.record.served = True
             assert stream is not None
             try:
                 return await self._relay(provider, first, stream)

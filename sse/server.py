@@ -5,6 +5,7 @@ Routes:
 * ``POST /api/chat`` -- a chat answered as an event stream (``sse.relay``);
 * ``GET /api/models`` -- the models of every configured provider;
 * ``GET /healthz`` / ``GET /readyz`` -- liveness and readiness;
+* ``GET /metrics`` -- Prometheus metrics (with the ``metrics`` extra);
 * ``GET /`` and ``GET /<file>`` -- the chat page from ``static/``.
 
 Every error a client or an upstream can cause leaves as JSON
@@ -27,6 +28,8 @@ from aiohttp import web
 from .chat import parse_chat_request, parse_json_body
 from .clientip import client_address, parse_networks
 from .errors import ApiError
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from .metrics import Metrics, create_metrics
 from .providers import Provider, select_providers
 from .relay import ChatStream, StreamRegistry, new_stream_id
 from .routing import ProviderRouter
@@ -42,6 +45,7 @@ REGISTRY = web.AppKey("registry", StreamRegistry)
 OBSERVERS = web.AppKey[list[StreamObserver]]("observers")
 SELECTION = web.AppKey("selection", str)
 PROXIES = web.AppKey("proxies", tuple)
+METRICS = web.AppKey[Metrics]("metrics")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -80,8 +84,10 @@ def create_app(settings: Settings, providers: list[Provider] | None = None) -> w
     """Build the application.  Without ``providers``, they are chosen at start-up."""
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_boundary])
     app[SETTINGS] = settings
-    app[REGISTRY] = StreamRegistry()
-    app[OBSERVERS] = []
+    registry = app[REGISTRY] = StreamRegistry()
+    collected = app[METRICS] = create_metrics(lambda: len(registry.streams))
+    observers: list[StreamObserver] = [collected.stream_finished]
+    app[OBSERVERS] = observers
     app[PROXIES] = parse_networks(split_list(settings.trusted_proxies))
     if providers is not None:
         app[PROVIDERS] = providers
@@ -92,6 +98,7 @@ def create_app(settings: Settings, providers: list[Provider] | None = None) -> w
     app.router.add_get("/api/models", models)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
     app.router.add_get("/", static_file)
     # Everything but the API: a GET to /api/chat must be a 405, not a missing file.
     app.router.add_get(r"/{path:(?!api/).+}", static_file)
@@ -145,6 +152,7 @@ async def error_boundary(request: web.Request, handler: Handler) -> web.StreamRe
 
 
 def _error_response(request: web.Request, error: ApiError) -> web.Response:
+    request.app[METRICS].request_rejected(error.code)
     log.info(
         "request rejected",
         extra={"path": request.path, "status": error.status, "code": error.code, "client": client_of(request)},
@@ -239,6 +247,16 @@ async def readyz(request: web.Request) -> web.Response:
     if draining:
         body["detail"] = "shutting down"
     return web.json_response(body, status=200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text exposition of the service's counters and histograms."""
+    collected = request.app[METRICS]
+    if not collected.available:
+        raise ApiError(
+            "metrics need the 'metrics' extra: pip install 'llm-sse[metrics]'", status=501, code="metrics_unavailable"
+        )
+    return web.Response(body=collected.render(), headers={"Content-Type": METRICS_CONTENT_TYPE})
 
 
 async def static_file(request: web.Request) -> web.StreamResponse:

@@ -17,6 +17,18 @@ from typing import Any
 log = logging.getLogger("llm_sse.stream")
 
 
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """A provider that was tried and failed before the stream was served."""
+
+    provider: str
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.provider}: {self.code}: {self.message}"
+
+
 @dataclass(slots=True)
 class StreamRecord:
     id: str
@@ -31,8 +43,8 @@ class StreamRecord:
     thinking_tokens: int = 0
     skipped_lines: int = 0
     heartbeats: int = 0
-    attempts: list[str] = field(default_factory=list)
-    fallbacks: int = 0
+    attempts: list[Attempt] = field(default_factory=list)
+    served: bool = False  # a provider produced a first event
     input_chars: int = 0
     prompt: str | None = None
     ended: float | None = None
@@ -67,7 +79,7 @@ class StreamRecord:
         if self.message:
             out["error"] = self.message
         if self.attempts:
-            out["attempts"] = self.attempts
+            out["attempts"] = [str(attempt) for attempt in self.attempts]
         out["input_chars"] = self.input_chars
         out.update(self.extra)
         if self.prompt is not None:

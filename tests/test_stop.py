@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from sse.server import REGISTRY
 from tests.fakes.ollama import Gate, Hang, Line, Script, Sleep, token_lines
 from tests.helpers import eventually, iter_frames
 
@@ -128,7 +129,7 @@ async def test_a_thousand_streams_aborted_at_random_points_leave_nothing_behind(
             await one(n)
 
     await asyncio.gather(*(limited(n) for n in range(1000)))
-    registry = service.app[__import__("sse.server", fromlist=["REGISTRY"]).REGISTRY]
+    registry = service.app[REGISTRY]
     await eventually(lambda: not registry.streams, within=20)
     await fake_ollama.wait_idle(20)
     await eventually(lambda: fake_ollama.open_connections == 0, within=20)
