@@ -170,7 +170,11 @@ class ChatStream:
 
     async def _pump(self) -> Done:
         last_error: UpstreamError | None = None
-        for provider in self.router.candidates():
+        candidates = self.router.candidates()
+        # Providers left out because they failed recently: named in the log
+        # line, so an answer from the second provider is never a mystery.
+        self.record.cooling = [p.name for p in self.router.providers if p not in candidates]
+        for provider in candidates:
             stream: AsyncIterator[Event] | None = None
             try:
                 try:
@@ -188,10 +192,12 @@ class ChatStream:
             except UpstreamError as error:
                 if stream is not None:
                     await _close(stream)
-                self.router.failed(provider)
                 self.record.attempts.append(f"{provider.name}: {error.code}: {error.message}")
                 if not error.fallback:
+                    # The provider is healthy and answered (unknown model, bad
+                    # request, refused key): no cool-down, no next provider.
                     raise
+                self.router.failed(provider)
                 last_error = error
                 continue
             self.router.succeeded(provider)

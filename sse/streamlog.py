@@ -32,6 +32,7 @@ class StreamRecord:
     skipped_lines: int = 0
     heartbeats: int = 0
     attempts: list[str] = field(default_factory=list)
+    cooling: list[str] = field(default_factory=list)  # providers skipped: they failed recently
     fallbacks: int = 0
     input_chars: int = 0
     prompt: str | None = None
@@ -68,6 +69,8 @@ class StreamRecord:
             out["error"] = self.message
         if self.attempts:
             out["attempts"] = self.attempts
+        if self.cooling:
+            out["cooling_down"] = self.cooling
         out["input_chars"] = self.input_chars
         out.update(self.extra)
         if self.prompt is not None:
