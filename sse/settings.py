@@ -302,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
         + ", ".join(str(f.metadata["env"]) for f in dataclasses.fields(Settings) if f.metadata["secret"])
         + ".",
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        # No prefix matching: "--openrouter-api-key KEY" must be refused, not
+        # taken as --openrouter-api-key-file (and the key echoed as a path).
+        allow_abbrev=False,
     )
     types = get_type_hints(Settings)
     for f in dataclasses.fields(Settings):
