@@ -338,6 +338,31 @@ async def test_stop_closes_the_upstream_connection_at_once(
     assert (await records.next())["outcome"] == "cancelled"
 
 
+async def test_stop_before_the_first_token_closes_the_upstream_too(
+    make_service: MakeService, openrouter: dict[str, Any], fake_openrouter: FakeOpenAI, client: aiohttp.ClientSession
+) -> None:
+    """While OpenRouter sends only keep-alives (the model is queued or loading)."""
+    service = await make_service(provider="openrouter", heartbeat=0.1, **openrouter)
+    never = asyncio.Event()
+    fake_openrouter.push(Script([Comment(), Gate(never)]))
+    response = await client.post(service.url + "/api/chat", json=HELLO)  # headers come with the first ping
+    await fake_openrouter.request_arrived.wait()
+    response.close()  # Stop
+    async with asyncio.timeout(5):
+        await fake_openrouter.requests[-1].disconnected.wait()
+
+
+async def test_html_page_instead_of_a_stream_is_a_protocol_error(
+    router_service: Service, fake_openrouter: FakeOpenAI, client: aiohttp.ClientSession
+) -> None:
+    """What a wrong base URL often gets: some web page, status 200."""
+    fake_openrouter.push(Script([Raw(b"<!doctype html><title>Welcome</title>")], content_type="text/html"))
+    response, body = await post_chat(client, router_service, HELLO)
+    assert response.status == 502
+    assert body["error"]["code"] == "upstream_protocol"
+    assert "text/html, not an event stream" in body["error"]["message"]
+
+
 # -- what is sent
 
 
@@ -375,6 +400,9 @@ async def test_request_carries_stream_options_translated_options_and_headers(
     assert seen.headers["HTTP-Referer"] == "https://chat.example.com"
     assert seen.headers["X-Title"] == "Example, Chat"
     assert seen.headers["Accept"] == "text/event-stream"
+    async with client.get(service.url + "/api/models") as listing:
+        assert (await listing.json())["errors"] == []  # the fake refuses a request without the key
+    assert fake_openrouter.model_requests == 1
 
 
 async def test_bare_prompt_is_sent_as_one_user_message(

@@ -105,9 +105,10 @@ class OpenAIProvider:
         self.connect_timeout = connect_timeout
         self.max_line_bytes = max_line_bytes
         self._api_key = api_key
-        self._headers = {"Accept": "text/event-stream", **(headers or {})}
+        self._headers = dict(headers or {})
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
+        self._stream_headers = {**self._headers, "Accept": "text/event-stream"}
         self._session: aiohttp.ClientSession | None = None
         self._models: tuple[float, list[ModelInfo]] | None = None
 
@@ -234,11 +235,17 @@ class OpenAIProvider:
             url,
             self._payload(request, model),
             name=self.name,
-            headers=self._headers,
+            headers=self._stream_headers,
             on_error_status=self.status_error,
         ) as response:
             if response.content_type == "application/json":
                 raise await self._json_instead_of_stream(response)
+            if response.content_type != "text/event-stream":
+                raise UpstreamError(
+                    f"{self.name} answered {response.content_type or 'a body without a type'}, not an event stream "
+                    f"(is {self.base_url} the API's base URL?)",
+                    code="upstream_protocol",
+                )
             while True:
                 chunk = await read_chunk(response, self.name)
                 try:

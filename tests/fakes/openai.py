@@ -197,6 +197,7 @@ class FakeOpenAI:
         self._routes: dict[str, Script] = {}
         self._runner: web.AppRunner | None = None
         self.url = ""
+        self.request_arrived = asyncio.Event()
 
     # -- scripting
 
@@ -266,6 +267,7 @@ class FakeOpenAI:
         body = await request.json()
         record = Recorded(request.path, body, CIMultiDict(request.headers))
         self.requests.append(record)
+        self.request_arrived.set()
         denied = self._unauthorized(request)
         if denied is not None:
             return denied
