@@ -28,6 +28,7 @@ real status code and a JSON error rather than an error frame.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -132,6 +133,9 @@ class ChatStream:
         self._commit_lock = asyncio.Lock()
         self._meta_sent = False
         self._streaming = False  # True once a provider has produced its first event
+        # Set with ``_streaming``: the watchdog, asleep until its next heartbeat
+        # while there was no idle deadline yet, must wake to start one.
+        self._streaming_started = asyncio.Event()
         self.last_write = self._loop.time()
         self.last_upstream = self.last_write
         self._pump_task: asyncio.Task[Done] | None = None
@@ -173,7 +177,11 @@ class ChatStream:
 
     async def _pump(self) -> Done:
         last_error: UpstreamError | None = None
-        for provider in self.router.candidates():
+        candidates = self.router.candidates()
+        # Providers left out because they failed recently: named in the log
+        # line, so an answer from the second provider is never a mystery.
+        self.record.cooling = [p.name for p in self.router.providers if p not in candidates]
+        for provider in candidates:
             stream: AsyncIterator[Event] | None = None
             try:
                 try:
@@ -211,6 +219,7 @@ class ChatStream:
 
     async def _relay(self, provider: Provider, first: Event, stream: AsyncIterator[Event]) -> Done:
         self._streaming = True
+        self._streaming_started.set()
         self.last_upstream = self._loop.time()
         await self._send_meta()
         event: Event | None = first
@@ -274,7 +283,13 @@ class ChatStream:
                 await self._send(PING)
                 self.record.heartbeats += 1
                 continue
-            await asyncio.sleep(min(ping_at, idle_at) - now)
+            delay = min(ping_at, idle_at) - now
+            if self._streaming_started.is_set():
+                await asyncio.sleep(delay)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._streaming_started.wait()
 
     # -- writing
 

@@ -112,7 +112,7 @@ async def _start_providers(app: web.Application) -> None:
     else:
         app[PROVIDERS], app[SELECTION] = await select_providers(app[SETTINGS])
     providers: list[Provider] = app[PROVIDERS]
-    app[ROUTER] = ProviderRouter(providers, cooldown=0.0)
+    app[ROUTER] = ProviderRouter(providers, cooldown=app[SETTINGS].provider_cooldown)
     log.info(
         "providers ready",
         extra={"providers": [p.name for p in app[PROVIDERS]], "why": app[SELECTION]},
@@ -224,8 +224,23 @@ async def models(request: web.Request) -> web.Response:
         raise ApiError(
             f"no provider could list its models: {errors[0]['message']}", status=502, code="upstream_unavailable"
         )
-    default = request.app[SETTINGS].model or (listed[0]["name"] if listed else None)
-    return web.json_response({"models": listed, "default": default, "errors": errors})
+    return web.json_response({"models": listed, "default": await _default_model(providers, results), "errors": errors})
+
+
+async def _default_model(providers: list[Provider], listings: list[Any]) -> str | None:
+    """The model a request naming none gets: the first provider that answered decides.
+
+    Each provider has its own default (and name for the service-wide one), so
+    the first listed name would be wrong when the first provider is down.
+    """
+    for provider, listing in zip(providers, listings, strict=True):
+        if isinstance(listing, BaseException):
+            continue
+        try:
+            return await provider.resolve_model(None)
+        except ApiError:
+            continue
+    return None
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,14 +21,26 @@ from typing import Any, get_type_hints
 
 from .chat import RequestLimits
 from .clientip import parse_networks
+from .routing import ModelMap
 
 _TRUE = {"1", "true", "yes", "on"}
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_RESERVED_HEADERS = {"authorization", "content-type", "content-length", "host", "accept", "transfer-encoding"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
-def setting(default: Any, env: str, help: str, *, minimum: float | None = None) -> Any:
-    """Declare one setting (a dataclass field carrying its env name and help)."""
-    return field(default=default, metadata={"env": env, "help": help, "minimum": minimum})
+def setting(default: Any, env: str, help: str, *, minimum: float | None = None, secret: bool = False) -> Any:
+    """Declare one setting (a dataclass field carrying its env name and help).
+
+    A ``secret`` (an API key) is read from the environment only, never from a
+    flag (flags show in ``ps`` and shell history), and is left out of the
+    settings' ``repr`` so it cannot reach a log line by accident.
+    """
+    return field(
+        default=default,
+        repr=not secret,
+        metadata={"env": env, "help": help, "minimum": minimum, "secret": secret},
+    )
 
 
 def _default_static_dir() -> str:
@@ -43,13 +57,56 @@ class Settings:
     provider: str = setting(
         "auto",
         "LLM_SSE_PROVIDER",
-        "which model server answers: 'ollama', or 'auto' (Ollama if it answers at start-up)",
+        "model servers to try, in order, comma-separated: ollama, openai, openrouter; "
+        "or 'auto' (Ollama if it answers at start-up)",
     )
-    ollama_url: str = setting("http://127.0.0.1:11434", "OLLAMA_URL", "base URL of the Ollama server")
+    provider_cooldown: float = setting(
+        30.0,
+        "LLM_SSE_PROVIDER_COOLDOWN",
+        "seconds a provider that failed (unreachable, timeout, 429, 5xx) is skipped while others remain; 0: never",
+        minimum=0.0,
+    )
     model: str = setting(
         "",
         "LLM_SSE_MODEL",
-        "model used when a request names none (empty: the first model the upstream lists)",
+        "model used when a request names none (empty: each provider's own default, else the first it lists)",
+    )
+    ollama_url: str = setting("http://127.0.0.1:11434", "OLLAMA_URL", "base URL of the Ollama server")
+    ollama_model: str = setting("", "LLM_SSE_OLLAMA_MODEL", "Ollama's default model (overrides --model for Ollama)")
+    ollama_models: str = setting(
+        "", "LLM_SSE_OLLAMA_MODELS", "map requested model names to Ollama's: 'requested=name,...', '*' for any other"
+    )
+    openai_base_url: str = setting(
+        "https://api.openai.com/v1",
+        "OPENAI_BASE_URL",
+        "base URL of the OpenAI-compatible server (vLLM, llama.cpp, LM Studio: e.g. http://127.0.0.1:8000/v1)",
+    )
+    openai_api_key: str = setting("", "OPENAI_API_KEY", "API key of the OpenAI-compatible server", secret=True)
+    openai_api_key_file: str = setting(
+        "", "OPENAI_API_KEY_FILE", "file holding the OpenAI-compatible server's API key (instead of OPENAI_API_KEY)"
+    )
+    openai_model: str = setting("", "LLM_SSE_OPENAI_MODEL", "the OpenAI-compatible server's default model")
+    openai_models: str = setting(
+        "", "LLM_SSE_OPENAI_MODELS", "map requested model names to the OpenAI-compatible server's, like Ollama's"
+    )
+    openai_headers: str = setting(
+        "", "LLM_SSE_OPENAI_HEADERS", "extra request headers for the OpenAI-compatible server, as a JSON object"
+    )
+    openrouter_base_url: str = setting("https://openrouter.ai/api/v1", "OPENROUTER_BASE_URL", "OpenRouter's API URL")
+    openrouter_api_key: str = setting("", "OPENROUTER_API_KEY", "OpenRouter API key", secret=True)
+    openrouter_api_key_file: str = setting(
+        "", "OPENROUTER_API_KEY_FILE", "file holding the OpenRouter API key (instead of OPENROUTER_API_KEY)"
+    )
+    openrouter_model: str = setting(
+        "", "LLM_SSE_OPENROUTER_MODEL", "OpenRouter's default model, e.g. openai/gpt-4o-mini"
+    )
+    openrouter_models: str = setting(
+        "", "LLM_SSE_OPENROUTER_MODELS", "map requested model names to OpenRouter's, like Ollama's"
+    )
+    openrouter_headers: str = setting(
+        "",
+        "LLM_SSE_OPENROUTER_HEADERS",
+        'extra headers for OpenRouter, as a JSON object, e.g. {"HTTP-Referer": "https://…", "X-Title": "…"}',
     )
 
     # -- timeouts (seconds); see ARCHITECTURE.md for what each one bounds
@@ -128,6 +185,13 @@ class Settings:
             value = getattr(self, f.name)
             if minimum is not None and value < minimum:
                 raise SettingsError(f"{_flag(f.name)} / {f.metadata['env']} must be at least {minimum}, got {value}")
+        for name in ("ollama_models", "openai_models", "openrouter_models"):
+            try:
+                ModelMap.parse(getattr(self, name), setting=_describe(name))
+            except ValueError as exc:
+                raise SettingsError(str(exc)) from None
+        for name in ("openai_headers", "openrouter_headers"):
+            parse_headers(getattr(self, name), setting=_describe(name))
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise SettingsError(
                 f"--log-level / LLM_SSE_LOG_LEVEL must be debug, info, warning or error, got {self.log_level!r}"
@@ -152,7 +216,7 @@ class Settings:
         types = get_type_hints(cls)
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
-            raw = getattr(args, f.name)
+            raw = None if f.metadata["secret"] else getattr(args, f.name)
             source = _flag(f.name)
             if raw is None and f.metadata["env"] in environ:
                 raw, source = environ[f.metadata["env"]], f.metadata["env"]
@@ -172,8 +236,43 @@ def split_list(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
+def parse_headers(text: str, *, setting: str = "headers") -> dict[str, str]:
+    """Extra upstream headers from a JSON object of strings.
+
+    JSON because header values (a page title, a URL) may hold commas and
+    equals signs.  ``Authorization`` is refused: the key has its own setting,
+    which is kept out of flags and logs.
+    """
+    if not text.strip():
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise SettingsError(f"{setting} must be a JSON object of header names and values: {exc}") from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"{setting} must be a JSON object of header names and values")
+    headers: dict[str, str] = {}
+    for name, value in data.items():
+        if not _HEADER_NAME.fullmatch(name):
+            raise SettingsError(f"{setting}: {name!r} is not a valid header name")
+        if not isinstance(value, str) or "\r" in value or "\n" in value:
+            raise SettingsError(f"{setting}: the value of {name!r} must be a one-line string")
+        if name.lower() in _RESERVED_HEADERS:
+            raise SettingsError(f"{setting}: {name!r} is set by the service itself (put API keys in their own setting)")
+        headers[name] = value
+    return headers
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
+
+
+def _describe(name: str) -> str:
+    """How a setting is named in messages: its flag and variable, or the variable alone."""
+    f = _FIELDS[name]
+    if f.metadata["secret"]:
+        return str(f.metadata["env"])
+    return f"{_flag(name)} / {f.metadata['env']}"
 
 
 def _convert(raw: str, kind: Any, source: str) -> Any:
@@ -198,16 +297,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llm-sse",
         description="Stream an LLM's tokens to the browser as Server-Sent Events.",
-        epilog="Every flag can also be set by the environment variable named in its help; a flag wins.",
+        epilog="Every flag can also be set by the environment variable named in its help; a flag wins.\n"
+        "Secrets are read from the environment only (or from the file a *_FILE flag names): "
+        + ", ".join(str(f.metadata["env"]) for f in dataclasses.fields(Settings) if f.metadata["secret"])
+        + ".",
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        # No prefix matching: "--openrouter-api-key KEY" must be refused, not
+        # taken as --openrouter-api-key-file (and the key echoed as a path).
+        allow_abbrev=False,
     )
     types = get_type_hints(Settings)
     for f in dataclasses.fields(Settings):
+        if f.metadata["secret"]:
+            continue
         kind = types[f.name]
         metavar = {
             bool: "BOOL",
             int: "N",
-            float: "SECONDS" if "timeout" in f.name or f.name in ("heartbeat", "shutdown_grace") else "X",
+            float: "SECONDS"
+            if "timeout" in f.name or f.name in ("heartbeat", "shutdown_grace", "provider_cooldown")
+            else "X",
         }.get(kind, "TEXT")
         parser.add_argument(
             _flag(f.name),
@@ -217,3 +326,6 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"{f.metadata['help']} (env {f.metadata['env']}; default: {f.default!r})",
         )
     return parser
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}

@@ -45,6 +45,7 @@ class StreamRecord:
     heartbeats: int = 0
     attempts: list[Attempt] = field(default_factory=list)
     served: bool = False  # a provider produced a first event
+    cooling: list[str] = field(default_factory=list)  # providers skipped: they failed recently
     input_chars: int = 0
     prompt: str | None = None
     ended: float | None = None
@@ -80,6 +81,8 @@ class StreamRecord:
             out["error"] = self.message
         if self.attempts:
             out["attempts"] = [str(attempt) for attempt in self.attempts]
+        if self.cooling:
+            out["cooling_down"] = self.cooling
         out["input_chars"] = self.input_chars
         out.update(self.extra)
         if self.prompt is not None:

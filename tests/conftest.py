@@ -8,6 +8,7 @@ import pytest
 
 from sse.settings import Settings
 from tests.fakes.ollama import FakeOllama
+from tests.fakes.openai import FakeOpenAI
 from tests.helpers import Service, start_service
 
 
@@ -17,6 +18,28 @@ async def fake_ollama() -> AsyncIterator[FakeOllama]:
     await fake.start()
     yield fake
     await fake.close()
+
+
+OPENROUTER_KEY = "sk-or-v1-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture
+async def fake_openrouter() -> AsyncIterator[FakeOpenAI]:
+    """A fake OpenRouter that insists on ``OPENROUTER_KEY``."""
+    fake = FakeOpenAI(api_key=OPENROUTER_KEY)
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+def openrouter(fake_openrouter: FakeOpenAI) -> dict[str, Any]:
+    """Settings that point the ``openrouter`` provider at the fake."""
+    return {
+        "openrouter_base_url": fake_openrouter.url,
+        "openrouter_api_key": OPENROUTER_KEY,
+        "openrouter_model": "openai/gpt-4o-mini",
+    }
 
 
 @pytest.fixture

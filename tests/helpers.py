@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -11,7 +12,8 @@ import aiohttp
 from aiohttp import web
 
 from sse.eventstream import EventStreamDecoder, ServerSentEvent
-from sse.server import create_app, make_runner
+from sse.logs import JsonFormatter
+from sse.server import OBSERVERS, create_app, make_runner
 from sse.settings import Settings
 
 
@@ -97,3 +99,43 @@ async def eventually(condition: Any, *, within: float = 5.0, every: float = 0.01
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {within} s: {condition}")
         await asyncio.sleep(every)
+
+
+class StreamRecords:
+    """Collects the service's per-stream records as each stream ends (its log line's fields).
+
+    The record is finished after the last byte is written, so a test that has
+    read the whole answer awaits ``next()`` instead of racing the handler.
+    """
+
+    def __init__(self, app: web.Application) -> None:
+        self.records: list[Any] = []
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        app[OBSERVERS].append(self._observe)
+
+    def _observe(self, record: Any) -> None:
+        self.records.append(record)
+        self._queue.put_nowait(record)
+
+    async def next(self, within: float = 10.0) -> dict[str, Any]:
+        """The next finished stream's log fields."""
+        async with asyncio.timeout(within):
+            record = await self._queue.get()
+        fields: dict[str, Any] = record.fields()
+        return fields
+
+
+async def post_chat(
+    client: aiohttp.ClientSession, service: Service, body: dict[str, Any]
+) -> tuple[aiohttp.ClientResponse, list[Frame] | Any]:
+    """POST a chat; the frames of a stream, or the JSON body of an error."""
+    async with client.post(service.url + "/api/chat", json=body) as response:
+        if response.content_type == "text/event-stream":
+            return response, await read_frames(response)
+        return response, await response.json()
+
+
+def logged(caplog: Any) -> str:
+    """Captured log records as the service writes them: JSON lines with every field."""
+    formatter = JsonFormatter()
+    return "\n".join(formatter.format(record) for record in caplog.records)

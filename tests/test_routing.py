@@ -1,63 +1,75 @@
-"""The provider order and its cool-down (a simple circuit breaker)."""
+"""The provider order, its cool-down, and per-provider model names (sse/routing.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from sse.providers.ollama import OllamaProvider
-from sse.routing import ProviderRouter
-from sse.server import ROUTER
-from sse.settings import Settings
-from tests.helpers import start_service
+from sse.routing import ModelMap, ProviderRouter
 
 
 class Clock:
     def __init__(self) -> None:
-        self.now = 100.0
+        self.now = 1000.0
 
     def __call__(self) -> float:
         return self.now
 
 
-def test_a_failed_provider_rests_for_the_cooldown_then_returns():
+def test_a_failed_provider_rests_for_the_cooldown_then_returns() -> None:
     clock = Clock()
-    router = ProviderRouter(["a", "b"], cooldown=30, clock=clock)
-    assert router.candidates() == ["a", "b"]
-    router.failed("a")
-    assert router.candidates() == ["b"]
+    router = ProviderRouter(["ollama", "openrouter"], cooldown=30.0, clock=clock)
+    router.failed("ollama")
+    assert router.candidates() == ["openrouter"]
+    assert router.resting("ollama")
     clock.now += 29.9
-    assert router.candidates() == ["b"]
-    clock.now += 0.2
-    assert router.candidates() == ["a", "b"]
+    assert router.candidates() == ["openrouter"]
+    clock.now += 0.1
+    assert router.candidates() == ["ollama", "openrouter"]
+    assert not router.resting("ollama")
 
 
-def test_success_ends_the_rest_at_once():
-    router = ProviderRouter(["a", "b"], cooldown=30, clock=Clock())
-    router.failed("a")
-    router.succeeded("a")
-    assert router.candidates() == ["a", "b"]
+def test_when_every_provider_rests_all_are_tried_in_order() -> None:
+    clock = Clock()
+    router = ProviderRouter(["ollama", "openrouter"], cooldown=30.0, clock=clock)
+    router.failed("openrouter")
+    router.failed("ollama")
+    assert router.candidates() == ["ollama", "openrouter"]
 
 
-def test_when_every_provider_rests_all_are_tried_in_order():
-    router = ProviderRouter(["a", "b"], cooldown=30, clock=Clock())
-    router.failed("a")
-    router.failed("b")
-    assert router.candidates() == ["a", "b"]
+def test_success_ends_the_rest_at_once() -> None:
+    router = ProviderRouter(["ollama", "openrouter"], cooldown=30.0, clock=Clock())
+    router.failed("ollama")
+    router.succeeded("ollama")
+    assert router.candidates() == ["ollama", "openrouter"]
 
 
-def test_a_router_needs_a_provider():
-    with pytest.raises(ValueError, match="at least one"):
-        ProviderRouter([])
+def test_zero_cooldown_never_rests() -> None:
+    router = ProviderRouter(["ollama", "openrouter"], cooldown=0.0, clock=Clock())
+    router.failed("ollama")
+    assert router.candidates() == ["ollama", "openrouter"]
 
 
-async def test_a_clients_unknown_model_does_not_put_the_provider_to_rest(fake_ollama, client):
-    provider = OllamaProvider(fake_ollama.url)
-    service = await start_service(Settings(port=0), [provider])
-    try:
-        router = service.app[ROUTER]
-        router.cooldown = 60
-        async with client.post(service.url + "/api/chat", json={"prompt": "x", "model": "nope"}) as response:
-            assert response.status == 404
-        assert not router.resting(provider)
-    finally:
-        await service.stop()
+def test_model_map_resolution_order() -> None:
+    models = ModelMap(
+        ModelMap.parse("llama3.2=meta-llama/llama-3.2-3b-instruct, *=openai/gpt-4o-mini"),
+        default="anthropic/claude-3.5-haiku",
+        fallback_default="llama3.2",
+    )
+    assert models.resolve("llama3.2") == "meta-llama/llama-3.2-3b-instruct"
+    assert models.resolve("qwen3:4b") == "openai/gpt-4o-mini"  # '*' catches the rest
+    assert models.resolve(None) == "anthropic/claude-3.5-haiku"  # the provider's own default, unmapped
+
+
+def test_model_map_without_a_catch_all_passes_names_through() -> None:
+    models = ModelMap(ModelMap.parse("a=b"), fallback_default="a")
+    assert models.resolve("c") == "c"
+    assert models.resolve(None) == "b"  # the service-wide default is mapped like a requested name
+    assert ModelMap().resolve(None) is None  # the provider's first listed model
+
+
+@pytest.mark.parametrize(
+    ("text", "fault"), [("llama3.2", "not of the form"), ("=x", "not of the form"), ("a=b,a=c", "twice")]
+)
+def test_malformed_model_maps_are_refused(text: str, fault: str) -> None:
+    with pytest.raises(ValueError, match=fault):
+        ModelMap.parse(text)

@@ -4,18 +4,32 @@
 (the first is tried first; see ``sse.routing``).  ``auto`` picks at start-up:
 Ollama if it answers at ``OLLAMA_URL``, else nothing -- and says exactly what
 to install or configure.
+
+Kinds and presets:
+
+* ``ollama`` -- Ollama at ``OLLAMA_URL``;
+* ``openai`` -- any OpenAI-compatible server at ``OPENAI_BASE_URL`` (OpenAI,
+  vLLM, llama.cpp's server, LM Studio), key optional;
+* ``openrouter`` -- the same kind preset for OpenRouter: its URL, a key that
+  is required, and a default model that is required too (it lists hundreds).
+
+Configuration mistakes (a key file that cannot be read, a missing key) stop
+the start with a message naming the setting, never at the first request.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
-from ..settings import Settings, split_list
+from ..routing import ModelMap
+from ..settings import Settings, parse_headers, split_list
 from .base import ModelInfo, Provider, Readiness
 from .ollama import OllamaProvider
+from .openai import OpenAIProvider
 
-__all__ = ["FACTORIES", "ModelInfo", "Provider", "Readiness", "StartupError", "select_providers"]
+__all__ = ["FACTORIES", "ModelInfo", "Provider", "Readiness", "StartupError", "read_api_key", "select_providers"]
 
 log = logging.getLogger("llm_sse.providers")
 
@@ -27,14 +41,80 @@ class StartupError(RuntimeError):
 def _ollama(settings: Settings) -> Provider:
     return OllamaProvider(
         settings.ollama_url,
-        default_model=settings.model,
+        models=_model_map(settings, settings.ollama_models, settings.ollama_model),
         connect_timeout=settings.connect_timeout,
         max_line_bytes=settings.max_line_bytes,
     )
 
 
+def _openai(settings: Settings) -> Provider:
+    if not settings.openai_base_url.strip():
+        raise StartupError("LLM_SSE_PROVIDER lists openai but OPENAI_BASE_URL is empty")
+    return OpenAIProvider(
+        settings.openai_base_url,
+        name="openai",
+        api_key=read_api_key(settings.openai_api_key, settings.openai_api_key_file, "OPENAI_API_KEY"),
+        models=_model_map(settings, settings.openai_models, settings.openai_model),
+        headers=parse_headers(settings.openai_headers, setting="LLM_SSE_OPENAI_HEADERS"),
+        connect_timeout=settings.connect_timeout,
+        max_line_bytes=settings.max_line_bytes,
+    )
+
+
+def _openrouter(settings: Settings) -> Provider:
+    key = read_api_key(settings.openrouter_api_key, settings.openrouter_api_key_file, "OPENROUTER_API_KEY")
+    if not key:
+        raise StartupError(
+            "LLM_SSE_PROVIDER lists openrouter but no key is set: "
+            "set OPENROUTER_API_KEY, or OPENROUTER_API_KEY_FILE to a file holding it"
+        )
+    models = _model_map(settings, settings.openrouter_models, settings.openrouter_model)
+    if models.resolve(None) is None:
+        raise StartupError(
+            "LLM_SSE_PROVIDER lists openrouter but no default model is set for requests that name none: "
+            "set LLM_SSE_OPENROUTER_MODEL (e.g. openai/gpt-4o-mini) or a '*' entry in LLM_SSE_OPENROUTER_MODELS"
+        )
+    return OpenAIProvider(
+        settings.openrouter_base_url,
+        name="openrouter",
+        api_key=key,
+        models=models,
+        headers=parse_headers(settings.openrouter_headers, setting="LLM_SSE_OPENROUTER_HEADERS"),
+        dialect="openrouter",
+        connect_timeout=settings.connect_timeout,
+        max_line_bytes=settings.max_line_bytes,
+    )
+
+
+def _model_map(settings: Settings, mapping: str, own_default: str) -> ModelMap:
+    return ModelMap(ModelMap.parse(mapping), default=own_default, fallback_default=settings.model)
+
+
+def read_api_key(value: str, file: str, env: str) -> str:
+    """The key from its variable or from the file ``{env}_FILE`` names (not both).
+
+    A file suits secret stores (systemd credentials, Docker and Kubernetes
+    secrets); surrounding whitespace, such as the trailing newline, is dropped.
+    The key itself never appears in a message.
+    """
+    if value and file:
+        raise StartupError(f"set {env} or {env}_FILE, not both")
+    if not file:
+        return value.strip()
+    try:
+        key = Path(file).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise StartupError(f"{env}_FILE: cannot read {file}: {reason}") from None
+    if not key:
+        raise StartupError(f"{env}_FILE: {file} is empty")
+    return key
+
+
 FACTORIES: dict[str, Callable[[Settings], Provider]] = {
     "ollama": _ollama,
+    "openai": _openai,
+    "openrouter": _openrouter,
 }
 
 
@@ -48,6 +128,9 @@ async def select_providers(settings: Settings) -> tuple[list[Provider], str]:
         raise StartupError(
             f"unknown provider {unknown[0]!r} in LLM_SSE_PROVIDER; known: auto, {', '.join(sorted(FACTORIES))}"
         )
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise StartupError(f"provider {repeated[0]!r} is listed twice in LLM_SSE_PROVIDER")
     providers = [FACTORIES[name](settings) for name in names]
     for provider in providers:
         await provider.start()

@@ -32,6 +32,7 @@ from ..chat import ChatRequest
 from ..errors import ModelNotFound, UpstreamDisconnected, UpstreamError, UpstreamUnavailable
 from ..events import Done, Event, Skipped, StreamError, Thinking, Token, Usage, coalesce
 from ..ndjson import LineTooLong, NdjsonDecoder
+from ..routing import ModelMap
 from .base import ModelInfo, Readiness
 from .http import error_message, make_session, open_stream, read_chunk, read_limited
 
@@ -48,12 +49,15 @@ class OllamaProvider:
         *,
         name: str = "ollama",
         default_model: str = "",
+        models: ModelMap | None = None,
         connect_timeout: float = 10.0,
         max_line_bytes: int = 8 * 1024 * 1024,
     ) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
-        self.default_model = default_model
+        # ``default_model`` is the service-wide default; ``models`` (mapping and
+        # Ollama's own default) takes precedence when given.
+        self.model_map = models or ModelMap(fallback_default=default_model)
         self.connect_timeout = connect_timeout
         self.max_line_bytes = max_line_bytes
         self._session: aiohttp.ClientSession | None = None
@@ -110,10 +114,9 @@ class OllamaProvider:
         return models
 
     async def resolve_model(self, requested: str | None) -> str:
-        if requested:
-            return requested
-        if self.default_model:
-            return self.default_model
+        model = self.model_map.resolve(requested)
+        if model:
+            return model
         models = await self.models()
         if not models:
             raise ModelNotFound(f"{self.name} has no models installed; pull one first, e.g. 'ollama pull llama3.2'")

@@ -1,0 +1,374 @@
+"""OpenAI-compatible servers: OpenAI, OpenRouter, vLLM, llama.cpp's server, LM Studio.
+
+Streams ``POST {base_url}/chat/completions`` with ``stream: true`` and reads
+the answer with the core's WHATWG event-stream decoder.  Wire facts this
+module relies on (OpenAI's and OpenRouter's streaming docs, and transcripts in
+tests/fixtures/openai and tests/fixtures/openrouter):
+
+* each event is ``data: {chunk}``; ``data: [DONE]`` ends the stream; comment
+  lines (OpenRouter's ``: OPENROUTER PROCESSING`` keep-alives, several before
+  the first chunk and some between chunks) carry nothing;
+* text is in ``choices[0].delta.content`` (``null`` on tool-call chunks),
+  reasoning in ``delta.reasoning`` (OpenRouter) or ``delta.reasoning_content``
+  (vLLM, DeepSeek, llama.cpp);
+* ``finish_reason`` comes on its own chunk; with ``include_usage`` the usage
+  follows in a chunk with ``choices: []`` -- and OpenRouter sends the finish
+  chunk twice, the second carrying ``usage``.  So the one ``Done`` is made at
+  ``[DONE]``, from everything seen;
+* a failure after the status line is a chunk with a top-level ``error``
+  object (OpenRouter adds ``finish_reason: "error"``), and no ``[DONE]``;
+  before it, a real HTTP status with ``{"error": {"message", ...}}``;
+* some servers ignore ``stream_options`` (llama.cpp's Python server sends no
+  usage); counts then come from the relay's own tally.
+
+Failures before the first token are raised (so the relay can answer with a
+status, or try the next provider); after it they are ``StreamError`` events.
+The API key goes only into the ``Authorization`` header of upstream requests:
+it is never logged, and any upstream message that echoes it is redacted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import aiohttp
+
+from ..chat import ChatRequest
+from ..errors import (
+    ModelNotFound,
+    UpstreamDisconnected,
+    UpstreamError,
+    UpstreamUnavailable,
+    from_upstream_status,
+)
+from ..events import Done, Event, Skipped, StreamError, Thinking, Token, Usage, coalesce
+from ..eventstream import EventStreamDecoder, EventTooLarge, ServerSentEvent
+from ..routing import ModelMap
+from .base import ModelInfo, Readiness
+from .http import error_message, make_session, open_stream, read_chunk, read_limited
+
+log = logging.getLogger("llm_sse.providers.openai")
+
+# Model lists change rarely, and OpenRouter's is large: refetch at most this often.
+_MODELS_TTL = 300.0
+_MODELS_LIMIT = 16 * 1024 * 1024
+
+# Ollama's option names (our request format) -> OpenAI's.  ``top_k``, ``min_p``
+# and ``repetition_penalty`` are extensions that OpenRouter, vLLM and llama.cpp
+# accept and OpenAI itself rejects; they are sent only when a request asks.
+_OPTION_NAMES = {
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "num_predict": "max_tokens",
+    "seed": "seed",
+    "presence_penalty": "presence_penalty",
+    "frequency_penalty": "frequency_penalty",
+    "stop": "stop",
+    "top_k": "top_k",
+    "min_p": "min_p",
+    "repeat_penalty": "repetition_penalty",
+}
+
+
+class OpenAIProvider:
+    """Streams from one OpenAI-compatible server over one shared ``aiohttp.ClientSession``.
+
+    ``dialect`` is ``"openrouter"`` for OpenRouter (reasoning is asked for with
+    its ``reasoning`` object) and ``"openai"`` for everything else
+    (``reasoning_effort``).  A request that names no model, when none is
+    configured, gets the first model the server lists: right for a local
+    server that serves one model (the factories insist on a configured default
+    for OpenRouter and its hundreds).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        name: str = "openai",
+        api_key: str = "",
+        models: ModelMap | None = None,
+        headers: Mapping[str, str] | None = None,
+        dialect: str = "openai",
+        connect_timeout: float = 10.0,
+        max_line_bytes: int = 8 * 1024 * 1024,
+    ) -> None:
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.model_map = models or ModelMap()
+        self.dialect = dialect
+        self.connect_timeout = connect_timeout
+        self.max_line_bytes = max_line_bytes
+        self._api_key = api_key
+        self._headers = dict(headers or {})
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key}"
+        self._stream_headers = {**self._headers, "Accept": "text/event-stream"}
+        self._session: aiohttp.ClientSession | None = None
+        self._models: tuple[float, list[ModelInfo]] | None = None
+
+    def __repr__(self) -> str:  # never the key
+        return f"OpenAIProvider(name={self.name!r}, base_url={self.base_url!r})"
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("OpenAIProvider.start() was not called")
+        return self._session
+
+    async def start(self) -> None:
+        if self._session is None:
+            self._session = make_session(connect_timeout=self.connect_timeout)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def redact(self, text: str) -> str:
+        """``text`` without the API key (upstream messages sometimes quote it)."""
+        if self._api_key and self._api_key in text:
+            text = text.replace(self._api_key, "[redacted]")
+        return text
+
+    # -- models and health
+
+    async def models(self) -> list[ModelInfo]:
+        now = time.monotonic()
+        if self._models is not None and now - self._models[0] < _MODELS_TTL:
+            return self._models[1]
+        data = await self._get_json("/models", self.connect_timeout)
+        entries = data.get("data") if isinstance(data, dict) else None
+        models = []
+        for entry in entries if isinstance(entries, list) else []:
+            if not (isinstance(entry, dict) and isinstance(entry.get("id"), str)):
+                continue
+            details = {key: entry[key] for key in ("context_length", "owned_by") if entry.get(key)}
+            models.append(ModelInfo(entry["id"], self.name, details))
+        self._models = (now, models)
+        return models
+
+    async def _get_json(self, path: str, within: float) -> Any:
+        """GET a JSON document, with every failure as an ``UpstreamError``."""
+        url = self.base_url + path
+        try:
+            async with asyncio.timeout(within), self.session.get(url, headers=self._headers) as response:
+                body = await read_limited(response, _MODELS_LIMIT)
+        except TimeoutError:
+            raise UpstreamUnavailable(f"{self.name} did not answer {path} within {within:g} s") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamUnavailable(f"{self.name} is unreachable at {self.base_url}: {exc}") from None
+        if response.status != 200:
+            error = self.status_error(response.status, error_message(body), None)
+            raise UpstreamError(f"{self.name} answered {path} with HTTP {response.status}: {error.message}")
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise UpstreamError(f"{self.name} answered {path} with something that is not JSON") from None
+
+    async def resolve_model(self, requested: str | None) -> str:
+        model = self.model_map.resolve(requested)
+        if model:
+            return model
+        models = await self.models()
+        if not models:
+            raise ModelNotFound(f"{self.name} lists no models")
+        return models[0].name
+
+    async def readiness(self) -> Readiness:
+        """Reachable and listing models.  A fresh cached list counts, so that
+        frequent readiness probes do not refetch a large list."""
+        try:
+            models = await self.models()
+        except UpstreamError as exc:
+            return Readiness(False, exc.message)
+        return Readiness(True, f"{self.name} at {self.base_url} lists {len(models)} models")
+
+    # -- streaming
+
+    def _payload(self, request: ChatRequest, model: str) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "model": model,
+            "messages": [{"role": m.role, "content": m.content} for m in request.as_messages()],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        for name, value in request.options.items():
+            target = _OPTION_NAMES.get(name)
+            if target is not None:  # num_ctx has no equivalent: the server's context is fixed
+                payload[target] = value
+        think = request.think
+        if think is not None:
+            if self.dialect == "openrouter":
+                payload["reasoning"] = {"effort": think} if isinstance(think, str) else {"enabled": think}
+            elif isinstance(think, str):
+                payload["reasoning_effort"] = think
+        return payload
+
+    def status_error(self, status: int, message: str, retry_after: float | None) -> UpstreamError:
+        """An upstream's HTTP error as our client sees it: the key is never in it."""
+        message = self.redact(message)
+        error = from_upstream_status(status, message, retry_after=retry_after)
+        if error.code == "upstream_auth":
+            log.warning(
+                "upstream refused our credentials",
+                extra={"provider": self.name, "status": status, "upstream_message": message[:300]},
+            )
+            error = UpstreamError(
+                f"the model server ({self.name}) refused this service's credentials (HTTP {status}); "
+                "the operator must check its API key",
+                code="upstream_auth",
+            )
+        return error
+
+    async def stream(self, request: ChatRequest, model: str) -> AsyncIterator[Event]:
+        url = self.base_url + "/chat/completions"
+        reader = _ChunkReader(self)
+        decoder = EventStreamDecoder(self.max_line_bytes)
+        async with open_stream(
+            self.session,
+            url,
+            self._payload(request, model),
+            name=self.name,
+            headers=self._stream_headers,
+            on_error_status=self.status_error,
+        ) as response:
+            if response.content_type == "application/json":
+                raise await self._json_instead_of_stream(response)
+            if response.content_type != "text/event-stream":
+                raise UpstreamError(
+                    f"{self.name} answered {response.content_type or 'a body without a type'}, not an event stream "
+                    f"(is {self.base_url} the API's base URL?)",
+                    code="upstream_protocol",
+                )
+            while True:
+                chunk = await read_chunk(response, self.name)
+                try:
+                    sse_events = decoder.feed(chunk) if chunk else decoder.close()
+                except EventTooLarge as exc:
+                    raise UpstreamError(f"{self.name} sent an {exc}", code="upstream_protocol") from None
+                events: list[Event] = []
+                finished = False
+                for sse_event in sse_events:
+                    if reader.read(sse_event, events):
+                        finished = True
+                        break
+                for event in coalesce(events):
+                    yield event
+                if finished:
+                    return
+                if not chunk:
+                    done = reader.end_of_body()
+                    yield done
+                    return
+
+    async def _json_instead_of_stream(self, response: aiohttp.ClientResponse) -> UpstreamError:
+        """A 200 with a JSON body: an error some servers send that way, or a server that cannot stream."""
+        body = await read_limited(response)
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and "error" in data:
+            return self.status_error(_error_status(data["error"]) or 502, error_message(body), None)
+        return UpstreamError(
+            f"{self.name} answered with one JSON document instead of an event stream", code="upstream_protocol"
+        )
+
+
+class _ChunkReader:
+    """Turns one stream's decoded events into our events; remembers what ``Done`` needs."""
+
+    def __init__(self, provider: OpenAIProvider) -> None:
+        self.provider = provider
+        self.finish_reason: str | None = None
+        self.usage = Usage()
+        self.produced = False  # a Token or Thinking has been handed out
+
+    def read(self, sse_event: ServerSentEvent, out: list[Event]) -> bool:
+        """Append the events of one upstream event to ``out``; True if the stream ends."""
+        data = sse_event.data
+        if data == "[DONE]":
+            out.append(Done(self.finish_reason, self.usage))
+            return True
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            out.append(Skipped(1, data[:200]))
+            return False
+        if not isinstance(chunk, dict):
+            out.append(Skipped(1, data[:200]))
+            return False
+        choices = chunk.get("choices")
+        choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
+        if chunk.get("error") is not None or choice.get("finish_reason") == "error" or sse_event.type == "error":
+            return self._error(chunk, out)
+        delta = choice.get("delta")
+        if isinstance(delta, dict):
+            reasoning = delta.get("reasoning")
+            if not isinstance(reasoning, str):
+                reasoning = delta.get("reasoning_content")
+            if isinstance(reasoning, str) and reasoning:
+                out.append(Thinking(reasoning))
+                self.produced = True
+            content = delta.get("content")
+            if isinstance(content, str) and content:
+                out.append(Token(content))
+                self.produced = True
+        finish_reason = choice.get("finish_reason")
+        if isinstance(finish_reason, str):
+            self.finish_reason = finish_reason
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            self.usage = Usage(_count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")))
+        return False
+
+    def _error(self, chunk: dict[str, Any], out: list[Event]) -> bool:
+        """An in-band failure: an error frame once text was sent, else a raised error."""
+        error = chunk.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            message = error["message"]
+        elif isinstance(error, str):
+            message = error
+        else:
+            message = f"{self.provider.name} reported an error mid-answer"
+        message = self.provider.redact(message)
+        if self.produced:
+            out.append(StreamError("upstream_error", message))
+            return True
+        # No text has reached the client: this is a failure before the first
+        # token, raised so that the client gets a status -- and the next
+        # provider a try if it is a 429 or a server-side failure (an error
+        # without a status is the server's: the request itself was accepted).
+        status = _error_status(error)
+        if status is not None:
+            raise self.provider.status_error(status, message, None)
+        raise UpstreamError(message, fallback=True)
+
+    def end_of_body(self) -> Done:
+        """The body ended without ``[DONE]``: finished if a finish reason came."""
+        if self.finish_reason is None:
+            raise UpstreamDisconnected(f"{self.provider.name} ended the stream without finishing")
+        return Done(self.finish_reason, self.usage)
+
+
+def _error_status(error: Any) -> int | None:
+    """The HTTP-like status in an error object (OpenRouter puts it in ``code``)."""
+    code = error.get("code") if isinstance(error, dict) else None
+    if isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= 599:
+        return code
+    if isinstance(code, str) and code.isdigit() and 400 <= int(code) <= 599:
+        return int(code)
+    kind = error.get("type") if isinstance(error, dict) else None
+    if "rate_limit" in f"{code} {kind}":
+        return 429
+    return None
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
