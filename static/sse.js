@@ -248,10 +248,28 @@ export function parseRetryAfter(value, now = Date.now()) {
 
 const ERROR_BODY_LIMIT = 64 * 1024;
 
+/** At most `limit` characters of a body: an error page can be anything. */
+async function readLimited(response, limit) {
+  if (!response.body) return "";
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  try {
+    while (text.length < limit) {
+      const { done, value } = await reader.read();
+      if (done) return text + decoder.decode();
+      text += decoder.decode(value, { stream: true });
+    }
+    return text.slice(0, limit);
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+}
+
 async function errorFromResponse(response) {
   let text = "";
   try {
-    text = (await response.text()).slice(0, ERROR_BODY_LIMIT);
+    text = await readLimited(response, ERROR_BODY_LIMIT);
   } catch {
     // The body broke off: the status alone has to do.
   }
@@ -383,7 +401,6 @@ export async function chat(body, options = {}) {
       headers: { "Content-Type": "application/json", Accept: "text/event-stream", ...headers },
       body: JSON.stringify(body),
       signal,
-      cache: "no-store",
     });
   } catch (error) {
     if (isAbort(error, signal)) throw signal?.aborted ? abortReason(signal) : error;

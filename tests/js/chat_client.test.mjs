@@ -181,6 +181,30 @@ test("a non-JSON error page (a proxy's) still throws, with the status", async ()
   assert.match(error.message, /HTTP 502/);
 });
 
+test("a huge error page is read only up to a limit", { timeout: 10_000 }, async () => {
+  const total = 64 * 1024 * 1024;
+  let reportSent;
+  const sentBytes = new Promise((resolve) => {
+    reportSent = resolve;
+  });
+  handler = async (req, res, record) => {
+    res.writeHead(502, { "Content-Type": "text/html" });
+    const chunk = Buffer.alloc(64 * 1024, "x");
+    let sent = 0;
+    while (sent < total && !res.destroyed) {
+      sent += chunk.length;
+      if (!res.write(chunk)) await Promise.race([once(res, "drain"), record.closed]);
+    }
+    res.end();
+    reportSent(sent);
+  };
+  const error = await chat({ prompt: "hi" }, { url: url() }).catch((e) => e);
+  assert.equal(error.code, "http_error");
+  assert.equal(error.status, 502);
+  // The client hung up long before the server had written its 64 MiB.
+  assert.ok((await sentBytes) < total / 2, "the client read the whole error page");
+});
+
 test("a 200 that is not an event stream is refused", async () => {
   handler = (req, res) => {
     res.writeHead(200, { "Content-Type": "application/json" });
