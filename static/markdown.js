@@ -238,7 +238,16 @@ function parseList(lines, start) {
 // -- inline
 
 const PUNCTUATION = /[!-/:-@[-`{-~]/;
-const BARE_URL = /^(?:https?:\/\/|mailto:)[^\s<>]*[^\s<>.,;:!?'")\]*_~]/;
+// Sticky patterns, matched at a position without copying the rest of the text.
+const BARE_URL = /(?:https?:\/\/|mailto:)[^\s<>]*[^\s<>.,;:!?'")\]*_~]/y;
+const AUTOLINK = /<((?:https?|mailto):[^\s<>]+)>/y;
+const BACKTICKS = /`+/y;
+const DELIMITER_RUN = /([*_~])\1*/y;
+
+function matchAt(pattern, text, index) {
+  pattern.lastIndex = index;
+  return pattern.exec(text);
+}
 
 function element(tag, className) {
   const node = document.createElement(tag);
@@ -307,7 +316,6 @@ export function renderInline(text, parent, inLink = false) {
   let i = 0;
   while (i < text.length) {
     const c = text[i];
-    const rest = text.slice(i);
     if (c === "\\" && i + 1 < text.length && PUNCTUATION.test(text[i + 1])) {
       plain += text[i + 1];
       i += 2;
@@ -320,7 +328,7 @@ export function renderInline(text, parent, inLink = false) {
       continue;
     }
     if (c === "`") {
-      const run = rest.match(/^`+/)[0];
+      const run = matchAt(BACKTICKS, text, i)[0];
       const close = text.indexOf(run, i + run.length);
       if (close !== -1) {
         flush();
@@ -353,7 +361,7 @@ export function renderInline(text, parent, inLink = false) {
           continue;
         }
       }
-      const run = rest.match(/^([*_~])\1*/)[0];
+      const run = matchAt(DELIMITER_RUN, text, i)[0];
       plain += run;
       i += run.length;
       continue;
@@ -372,7 +380,7 @@ export function renderInline(text, parent, inLink = false) {
       }
     }
     if (c === "<") {
-      const auto = /^<((?:https?|mailto):[^\s<>]+)>/.exec(rest);
+      const auto = matchAt(AUTOLINK, text, i);
       if (auto && !inLink) {
         flush();
         if (link(auto[1], "", parent, inLink)) {
@@ -382,7 +390,7 @@ export function renderInline(text, parent, inLink = false) {
       }
     }
     if ((c === "h" || c === "m") && !inLink && (i === 0 || /[\s(]/.test(text[i - 1]))) {
-      const bare = BARE_URL.exec(rest);
+      const bare = matchAt(BARE_URL, text, i);
       if (bare) {
         flush();
         if (link(bare[0], "", parent, inLink)) {

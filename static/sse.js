@@ -175,7 +175,10 @@ export async function* readEvents(source, { signal, parser, maxSize } = {}) {
   const events = parser ?? new EventStreamParser({ maxSize });
   const stream = source && typeof source.getReader !== "function" && "body" in source ? source.body : source;
   if (stream == null) throw new TypeError("readEvents: the response has no body");
-  signal?.throwIfAborted();
+  if (signal?.aborted) {
+    await stream.cancel?.(abortReason(signal)).catch(() => {});
+    throw abortReason(signal);
+  }
   const reader = typeof stream.getReader === "function" ? stream.getReader() : iteratorReader(stream);
   const onAbort = () => {
     reader.cancel(abortReason(signal)).catch(() => {});

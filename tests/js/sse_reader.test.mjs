@@ -117,9 +117,10 @@ test("aborting the signal stops the read at once and cancels the stream", async 
   assert.equal(source.cancelledWith.name, "AbortError");
 });
 
-test("an already aborted signal reads nothing", async () => {
+test("an already aborted signal reads nothing and cancels the stream", async () => {
   const source = streamOf([encoder.encode("data: x\n\n")]);
   await assert.rejects(readEvents(source, { signal: AbortSignal.abort() }).next(), { name: "AbortError" });
+  assert.equal(source.cancelledWith.name, "AbortError");
 });
 
 test("leaving the loop early cancels the stream", async () => {
