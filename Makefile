@@ -30,8 +30,9 @@ typecheck:
 pytest:
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
+# Test files by name: Node 18-20 search a directory argument, Node 22+ take globs.
 jstest:
-	node --test tests/js/
+	node --test tests/js/*.test.mjs
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

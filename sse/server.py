@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import mimetypes
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -58,14 +57,20 @@ _STATUS_CODES = {
     415: "unsupported_media_type",
 }
 
-for _type, _ext in (
-    ("text/javascript", ".js"),
-    ("text/javascript", ".mjs"),
-    ("text/css", ".css"),
-    ("image/svg+xml", ".svg"),
-    ("application/manifest+json", ".webmanifest"),
-):
-    mimetypes.add_type(_type, _ext)
+# The page's own file types, set explicitly: aiohttp's FileResponse guesses
+# with a private MimeTypes table (so mimetypes.add_type does not reach it),
+# and Python 3.11's table still says application/javascript.  Text types carry
+# their charset so nothing depends on the browser's guess.
+STATIC_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".json": "application/json",
+    ".webmanifest": "application/manifest+json",
+    ".txt": "text/plain; charset=utf-8",
+}
 
 PAGE_HEADERS = {
     "Cache-Control": "no-cache",
@@ -291,6 +296,8 @@ async def static_file(request: web.Request) -> web.StreamResponse:
     if not await asyncio.to_thread(path.is_file):
         raise ApiError(f"no such page: /{relative}", status=404, code="not_found")
     headers = dict(PAGE_HEADERS) if path.suffix == ".html" else {"X-Content-Type-Options": "nosniff"}
+    if path.suffix in STATIC_TYPES:
+        headers["Content-Type"] = STATIC_TYPES[path.suffix]
     if relative.startswith("vendor/"):
         headers["Cache-Control"] = "public, max-age=31536000, immutable"
     else:

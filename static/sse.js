@@ -1,0 +1,413 @@
+// llm-sse's stream reader: an event-stream parser and a client for POST /api/chat.
+//
+// No dependencies; runs in browsers and in Node >= 18 (fetch, ReadableStream,
+// TextDecoder).  EventSource cannot POST a body or be aborted per request, so
+// the page reads the fetch body itself, and that reader has to be exact: a
+// network read can end anywhere, including inside a multi-byte UTF-8
+// character, inside the byte-order mark, or between the CR and the LF of a
+// line end.
+//
+// The parsing rules are the HTML standard's ("Server-sent events", interpreting
+// an event stream); tests/js/ runs them against tests/fixtures/sse_parser_vectors.json.
+//
+//   for await (const event of readEvents(response.body, { signal })) { ... }
+//   const result = await chat({ messages }, { signal, onToken, onThinking });
+
+/** A line or an event's data grew past the parser's limit. */
+export class EventTooLargeError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "EventTooLargeError";
+  }
+}
+
+const DEFAULT_MAX_SIZE = 8 * 1024 * 1024;
+const LF = 10;
+const CR = 13;
+
+/**
+ * Incremental event-stream parser: feed it bytes, take the events it completes.
+ *
+ * `lastEventId` and `retry` are kept across events (what a reconnecting
+ * client would need); `close()` ends the stream and discards an event that
+ * never got its blank line.
+ */
+export class EventStreamParser {
+  /** @param {{maxSize?: number}} [options] largest line or event data, in characters */
+  constructor({ maxSize = DEFAULT_MAX_SIZE } = {}) {
+    this.maxSize = maxSize;
+    /** The last event ID, as a reconnect would send it. */
+    this.lastEventId = "";
+    /** The reconnection time in ms, or null if the stream never set a valid one. */
+    this.retry = null;
+    // The decoder strips one BOM at the start of the stream (even split across
+    // reads), replaces invalid bytes with U+FFFD, and keeps an incomplete
+    // character until its next bytes arrive.
+    this._decoder = new TextDecoder("utf-8");
+    this._pending = []; // pieces of the current, unterminated line
+    this._pendingSize = 0;
+    this._skipLF = false; // the previous text ended with CR: a leading LF belongs to it
+    this._data = [];
+    this._dataSize = 0;
+    this._type = "";
+    this._idBuffer = "";
+  }
+
+  /**
+   * Parse a chunk of bytes.
+   * @param {Uint8Array} bytes
+   * @returns {{type: string, data: string, id: string}[]} the events it completed
+   */
+  feed(bytes) {
+    return this._text(this._decoder.decode(bytes, { stream: true }));
+  }
+
+  /** End of stream: flush the decoder; an event without its blank line is dropped. */
+  close() {
+    const events = this._text(this._decoder.decode());
+    this._pending = [];
+    this._pendingSize = 0;
+    this._data = [];
+    this._dataSize = 0;
+    this._type = "";
+    return events;
+  }
+
+  _text(text) {
+    const events = [];
+    let start = 0;
+    if (this._skipLF && text.length) {
+      this._skipLF = false;
+      if (text.charCodeAt(0) === LF) start = 1;
+    }
+    for (let i = start; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (c !== LF && c !== CR) continue;
+      let line = text.slice(start, i);
+      if (this._pending.length) {
+        this._pending.push(line);
+        line = this._pending.join("");
+        this._pending = [];
+        this._pendingSize = 0;
+      }
+      this._line(line, events);
+      if (c === CR) {
+        if (i + 1 === text.length) this._skipLF = true;
+        else if (text.charCodeAt(i + 1) === LF) i++;
+      }
+      start = i + 1;
+    }
+    if (start < text.length) {
+      const rest = text.slice(start);
+      this._pending.push(rest);
+      this._pendingSize += rest.length;
+      if (this._pendingSize > this.maxSize) {
+        throw new EventTooLargeError(`event-stream line longer than ${this.maxSize} characters`);
+      }
+    }
+    return events;
+  }
+
+  _line(line, events) {
+    if (line === "") {
+      this._dispatch(events);
+      return;
+    }
+    if (line.charCodeAt(0) === 58 /* : */) return; // a comment
+    const colon = line.indexOf(":");
+    let name = line;
+    let value = "";
+    if (colon !== -1) {
+      name = line.slice(0, colon);
+      value = line.slice(line.charCodeAt(colon + 1) === 32 /* space */ ? colon + 2 : colon + 1);
+    }
+    switch (name) {
+      case "data":
+        this._data.push(value);
+        this._dataSize += value.length + 1;
+        if (this._dataSize > this.maxSize) {
+          throw new EventTooLargeError(`event data longer than ${this.maxSize} characters`);
+        }
+        break;
+      case "event":
+        this._type = value;
+        break;
+      case "id":
+        if (!value.includes("\0")) this._idBuffer = value;
+        break;
+      case "retry":
+        if (/^[0-9]+$/.test(value)) this.retry = Number.parseInt(value, 10);
+        break;
+      default:
+      // Unknown fields are ignored.
+    }
+  }
+
+  _dispatch(events) {
+    this.lastEventId = this._idBuffer;
+    if (this._data.length) {
+      events.push({ type: this._type || "message", data: this._data.join("\n"), id: this.lastEventId });
+    }
+    this._data = [];
+    this._dataSize = 0;
+    this._type = "";
+  }
+}
+
+function abortReason(signal) {
+  return signal.reason ?? new DOMException("The operation was aborted.", "AbortError");
+}
+
+/**
+ * Read the events of a stream as they arrive.
+ *
+ * `source` is a `ReadableStream<Uint8Array>`, a `Response` (its body is
+ * read), or any async iterable of byte chunks.  Aborting `signal` cancels the
+ * read at once and throws the signal's reason; leaving the loop early cancels
+ * the stream too, which closes a fetch's connection.  Pass your own `parser`
+ * to read its `lastEventId` and `retry` afterwards.
+ *
+ * @param {ReadableStream<Uint8Array> | Response | AsyncIterable<Uint8Array>} source
+ * @param {{signal?: AbortSignal, parser?: EventStreamParser, maxSize?: number}} [options]
+ * @returns {AsyncGenerator<{type: string, data: string, id: string}>}
+ */
+export async function* readEvents(source, { signal, parser, maxSize } = {}) {
+  const events = parser ?? new EventStreamParser({ maxSize });
+  const stream = source && typeof source.getReader !== "function" && "body" in source ? source.body : source;
+  if (stream == null) throw new TypeError("readEvents: the response has no body");
+  if (signal?.aborted) {
+    await stream.cancel?.(abortReason(signal)).catch(() => {});
+    throw abortReason(signal);
+  }
+  const reader = typeof stream.getReader === "function" ? stream.getReader() : iteratorReader(stream);
+  const onAbort = () => {
+    reader.cancel(abortReason(signal)).catch(() => {});
+  };
+  signal?.addEventListener("abort", onAbort, { once: true });
+  let finished = false;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      signal?.throwIfAborted();
+      if (done) break;
+      for (const event of events.feed(value)) yield event;
+    }
+    finished = true;
+    for (const event of events.close()) yield event;
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+    if (!finished) await reader.cancel().catch(() => {});
+    reader.releaseLock?.();
+  }
+}
+
+/** A reader's read/cancel over an async iterable (e.g. a Node stream). */
+function iteratorReader(iterable) {
+  const iterator = iterable[Symbol.asyncIterator]();
+  return {
+    read: () => iterator.next(),
+    cancel: async () => {
+      await iterator.return?.();
+    },
+  };
+}
+
+// -- the chat protocol of POST /api/chat
+
+/**
+ * A chat that failed, with what the server said.
+ *
+ * - `code`: the server's error code (`upstream_rate_limited`, `model_not_found`, ...),
+ *   or one of this client's: `network_error`, `http_error` (a non-JSON error
+ *   answer, e.g. from a proxy), `bad_response`, `incomplete_stream`, `stream_too_large`;
+ * - `status`: the HTTP status of an error answered before the stream
+ *   started, null for a failure during the stream;
+ * - `phase`: `"request"` (no answer yet) or `"stream"` (after the stream started:
+ *   some text may already have arrived);
+ * - `retryAfter`: seconds to wait before trying again, when the server said so;
+ * - `field`: the request field at fault, for `invalid_request`.
+ */
+export class ChatError extends Error {
+  constructor({ code, message, status = null, phase = "request", retryAfter = null, field = null, cause }) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = "ChatError";
+    this.code = code;
+    this.status = status;
+    this.phase = phase;
+    this.retryAfter = retryAfter;
+    this.field = field;
+  }
+}
+
+/** Seconds from a Retry-After value: delay-seconds or an HTTP date. */
+export function parseRetryAfter(value, now = Date.now()) {
+  if (value == null || value === "") return null;
+  const text = String(value).trim();
+  if (/^[0-9]+$/.test(text)) return Number.parseInt(text, 10);
+  const when = Date.parse(text);
+  if (Number.isNaN(when)) return null;
+  return Math.max(0, Math.ceil((when - now) / 1000));
+}
+
+const ERROR_BODY_LIMIT = 64 * 1024;
+
+/** At most `limit` characters of a body: an error page can be anything. */
+async function readLimited(response, limit) {
+  if (!response.body) return "";
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  try {
+    while (text.length < limit) {
+      const { done, value } = await reader.read();
+      if (done) return text + decoder.decode();
+      text += decoder.decode(value, { stream: true });
+    }
+    return text.slice(0, limit);
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+}
+
+async function errorFromResponse(response) {
+  let text = "";
+  try {
+    text = await readLimited(response, ERROR_BODY_LIMIT);
+  } catch {
+    // The body broke off: the status alone has to do.
+  }
+  let error = null;
+  try {
+    const body = JSON.parse(text);
+    if (body && typeof body.error === "object" && body.error !== null && typeof body.error.message === "string") {
+      error = body.error;
+    }
+  } catch {
+    // Not JSON: a proxy's error page, say.
+  }
+  const retryAfter = parseRetryAfter(response.headers.get("Retry-After")) ?? parseRetryAfter(error?.retry_after);
+  if (error) {
+    return new ChatError({
+      code: typeof error.code === "string" ? error.code : "http_error",
+      message: error.message,
+      status: response.status,
+      retryAfter,
+      field: typeof error.field === "string" ? error.field : null,
+    });
+  }
+  const reason = response.statusText ? ` ${response.statusText}` : "";
+  return new ChatError({
+    code: "http_error",
+    message: `the server answered HTTP ${response.status}${reason}`,
+    status: response.status,
+    retryAfter,
+  });
+}
+
+function isAbort(error, signal) {
+  return signal?.aborted || error?.name === "AbortError";
+}
+
+/**
+ * Read an answer of POST /api/chat that has already arrived as `response`.
+ *
+ * Calls `onMeta(meta)`, `onToken(text)`, `onThinking(text)` as frames
+ * arrive and resolves with `{meta, text, thinking, done}` once the `done`
+ * frame came (`done` is its data: finish_reason, usage, timing).  A non-2xx
+ * answer, an `error` frame, a dropped connection or a stream that ends
+ * without its terminal frame rejects with a `ChatError`; an abort rejects
+ * with the signal's reason (an `AbortError`), so Stop is never mistaken for
+ * a failure.
+ */
+export async function readChat(response, { signal, onMeta, onToken, onThinking, maxSize } = {}) {
+  if (!response.ok) throw await errorFromResponse(response);
+  const type = response.headers.get("Content-Type") ?? "";
+  if (!type.toLowerCase().startsWith("text/event-stream")) {
+    response.body?.cancel().catch(() => {});
+    throw new ChatError({
+      code: "bad_response",
+      message: `the server answered ${type || "without a content type"} instead of an event stream`,
+      status: response.status,
+    });
+  }
+  const result = { meta: null, text: "", thinking: "", done: null };
+  try {
+    for await (const event of readEvents(response.body, { signal, maxSize })) {
+      let data;
+      try {
+        data = JSON.parse(event.data);
+      } catch {
+        throw new ChatError({ code: "bad_response", message: `a ${event.type} frame is not JSON`, phase: "stream" });
+      }
+      if (data === null || typeof data !== "object") data = {};
+      const text = typeof data.text === "string" ? data.text : "";
+      switch (event.type) {
+        case "token":
+          result.text += text;
+          onToken?.(text);
+          break;
+        case "thinking":
+          result.thinking += text;
+          onThinking?.(text);
+          break;
+        case "meta":
+          result.meta = data;
+          onMeta?.(data);
+          break;
+        case "done":
+          result.done = data;
+          return result; // leaving the loop closes the connection
+        case "error":
+          throw new ChatError({
+            code: typeof data.code === "string" ? data.code : "upstream_error",
+            message: typeof data.message === "string" ? data.message : "the answer failed",
+            phase: "stream",
+          });
+        default:
+        // Frames this client does not know are ignored (newer servers may add some).
+      }
+    }
+  } catch (error) {
+    if (isAbort(error, signal)) throw signal?.aborted ? abortReason(signal) : error;
+    if (error instanceof ChatError) throw error;
+    if (error instanceof EventTooLargeError) {
+      throw new ChatError({ code: "stream_too_large", message: error.message, phase: "stream", cause: error });
+    }
+    throw new ChatError({
+      code: "network_error",
+      message: "the connection to the server broke off during the answer",
+      phase: "stream",
+      cause: error,
+    });
+  }
+  throw new ChatError({
+    code: "incomplete_stream",
+    message: "the answer ended before the server finished it",
+    phase: "stream",
+  });
+}
+
+/**
+ * Send a chat request and read its answer: `POST url` with `body` as JSON.
+ *
+ * `body` is the request of the API (`{messages, model, options, think}` or
+ * `{prompt, ...}`).  Options: `url` (default `/api/chat`, resolved against
+ * the page), `fetch` (default the global one), `headers`, `signal`, and the
+ * callbacks of `readChat`.  Resolves with `{meta, text, thinking, done}`.
+ */
+export async function chat(body, options = {}) {
+  const { url = "/api/chat", fetch: fetchImpl = globalThis.fetch, headers = {}, signal } = options;
+  let response;
+  try {
+    response = await fetchImpl(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "text/event-stream", ...headers },
+      body: JSON.stringify(body),
+      signal,
+    });
+  } catch (error) {
+    if (isAbort(error, signal)) throw signal?.aborted ? abortReason(signal) : error;
+    throw new ChatError({ code: "network_error", message: "could not reach the server", cause: error });
+  }
+  return readChat(response, options);
+}
