@@ -253,6 +253,9 @@ async def static_file(request: web.Request) -> web.StreamResponse:
         # No "..", no hidden files, no empty segments: the path stays inside.
         raise ApiError(f"no such page: /{relative}", status=404, code="not_found")
     path = Path(request.app[SETTINGS].static_dir, *parts)
+    # FileResponse would answer a missing file with an empty, untyped 404.
+    if not await asyncio.to_thread(path.is_file):
+        raise ApiError(f"no such page: /{relative}", status=404, code="not_found")
     headers = dict(PAGE_HEADERS) if path.suffix == ".html" else {"X-Content-Type-Options": "nosniff"}
     if relative.startswith("vendor/"):
         headers["Cache-Control"] = "public, max-age=31536000, immutable"
