@@ -140,10 +140,13 @@ async def first_token_while_held(
     async with asyncio.timeout(10):
         await hold.reached.wait()
     arrived = await stream.wait_first_token(window)
+    seen_while_held = [(f.event, f.data.get("text")) for f in stream.frames]
     still_held = not fake.requests[-1].finished
     hold.set()
     await stream.finish()
     assert still_held
+    if arrived:
+        assert seen_while_held == [("meta", None), ("token", "Hello")]
     return arrived, stream
 
 
@@ -441,6 +444,19 @@ async def test_a_draining_instance_hands_its_requests_to_the_next(
     assert len(served) == 4
     refused = [r for r in rejections(service_log) if getattr(r, "code", None) == "shutting_down"]
     assert refused  # the draining instance was asked, and its answer was not passed on
+
+
+async def test_a_lone_draining_instance_answers_with_its_own_json_503(
+    start_proxy: StartProxy, deployed: MakeService, client: aiohttp.ClientSession
+) -> None:
+    """With no other instance to try, the service's 503 reaches the client as it is."""
+    service = await deployed()
+    service.app[REGISTRY].draining = True
+    nginx = await start_proxy(service.url)
+    async with client.post(nginx.url + "/api/chat", json=CHAT) as response:
+        assert response.status == 503
+        assert response.headers["Retry-After"] == "1"
+        assert (await response.json())["error"]["code"] == "shutting_down"
 
 
 # -- graceful restart through nginx
