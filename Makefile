@@ -11,7 +11,7 @@ PIP := $(VENV)/bin/pip
 # AMX kernels that crash on some CPUs).  The wheel lands in pip's cache, so this
 # costs minutes once, then seconds.
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
-SYSTEM_PACKAGES := nginx-light redis-server chromium systemd
+SYSTEM_PACKAGES := nginx-light redis-server chromium systemd openssl curl
 
 .PHONY: serve test lint typecheck pytest jstest venv deps-serve deps-test system-deps bench clean
 
@@ -47,12 +47,16 @@ deps-test: venv system-deps
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q -e '.[test,test-openai,lint,local,metrics]'
 
 # nginx, Redis and Chromium are real parts of the test suite; install what is missing.
+# systemd-analyze checks the unit; openssl makes the TLS test's certificate and
+# curl is its HTTP/2 client.
 system-deps:
 	@missing=""; \
 	command -v nginx >/dev/null || missing="$$missing nginx-light"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	command -v curl >/dev/null || missing="$$missing curl"; \
 	command -v node >/dev/null || missing="$$missing nodejs"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing system packages:$$missing"; \

@@ -4,6 +4,10 @@ Shutdown on SIGTERM or SIGINT: stop accepting connections, let open streams
 finish for ``shutdown_grace`` seconds, then end each remaining one with an
 ``event: error`` frame (code ``shutdown``) -- a client always learns why its
 answer stopped -- and exit 0.
+
+Under systemd (``Type=notify``, see deploy/llm-sse.service) the service says
+``READY=1`` once its socket accepts connections and ``STOPPING=1`` when the
+drain begins (``sse.systemd``; a no-op elsewhere).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from . import logs
+from . import logs, systemd
 from .errors import ApiError
 from .providers import StartupError
 from .server import REGISTRY, create_app, make_runner
@@ -62,7 +66,9 @@ async def serve(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    log.info("listening", extra={"url": f"http://{settings.host}:{_bound_port(site, settings.port)}/"})
+    url = f"http://{settings.host}:{_bound_port(site, settings.port)}/"
+    log.info("listening", extra={"url": url})
+    systemd.notify("READY=1", f"STATUS=listening on {url}")
     await stop.wait()
     await drain(runner, settings.shutdown_grace)
     return 0
@@ -72,6 +78,7 @@ async def drain(runner: web.AppRunner, grace: float) -> None:
     """Stop accepting, give open streams ``grace`` seconds, then end them."""
     registry = runner.app[REGISTRY]
     registry.draining = True
+    systemd.notify("STOPPING=1", f"STATUS=draining {len(registry.streams)} open streams")
     for site in list(runner.sites):
         await site.stop()
     log.info("shutting down", extra={"open_streams": len(registry.streams), "grace_s": grace})
