@@ -43,7 +43,7 @@ deps-serve: venv
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q -e '.[local]'
 
 deps-test: venv system-deps
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q -e '.[test,lint,local]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q -e '.[test,lint,local,redis]'
 
 # nginx, Redis and Chromium are real parts of the test suite; install what is missing.
 system-deps:

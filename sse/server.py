@@ -4,8 +4,13 @@ Routes:
 
 * ``POST /api/chat`` -- a chat answered as an event stream (``sse.relay``);
 * ``GET /api/models`` -- the models of every configured provider;
+* ``OPTIONS /api/chat`` / ``OPTIONS /api/models`` -- CORS preflights;
 * ``GET /healthz`` / ``GET /readyz`` -- liveness and readiness;
+* ``GET /openapi.json`` -- the API's OpenAPI description (``sse.openapi``);
 * ``GET /`` and ``GET /<file>`` -- the chat page from ``static/``.
+
+The protections (API keys, CORS, rate and stream limits, the injection
+detector) are wired in here from ``sse.protect``; see README's "Protection".
 
 Every error a client or an upstream can cause leaves as JSON
 (``{"error": {"code", "message"}}``) with its proper status; an unexpected
@@ -24,9 +29,24 @@ from typing import Any
 
 from aiohttp import web
 
-from .chat import parse_chat_request, parse_json_body
+from . import __version__, injection, openapi
+from .chat import ChatRequest, parse_chat_request, parse_json_body
 from .clientip import client_address, parse_networks
+from .cors import CorsPolicy
 from .errors import ApiError
+from .protect import (
+    API_KEYS,
+    CORS,
+    KEY_ID,
+    LIMITER,
+    add_cors_headers,
+    auth_middleware,
+    build_limiter,
+    close_limiter,
+    load_api_keys,
+    preflight,
+    start_limiter,
+)
 from .providers import Provider, select_providers
 from .relay import ChatStream, StreamRegistry, new_stream_id
 from .routing import ProviderRouter
@@ -77,21 +97,35 @@ PAGE_HEADERS = {
 
 
 def create_app(settings: Settings, providers: list[Provider] | None = None) -> web.Application:
-    """Build the application.  Without ``providers``, they are chosen at start-up."""
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_boundary])
+    """Build the application.  Without ``providers``, they are chosen at start-up.
+
+    Raises ``SettingsError`` when the key file cannot be used or the Redis
+    client is missing: a misconfigured guard must stop the start, not open the API.
+    """
+    api_keys = load_api_keys(settings)
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_boundary, auth_middleware])
     app[SETTINGS] = settings
     app[REGISTRY] = StreamRegistry()
     app[OBSERVERS] = []
     app[PROXIES] = parse_networks(split_list(settings.trusted_proxies))
+    app[API_KEYS] = api_keys
+    app[CORS] = CorsPolicy(split_list(settings.cors_origins))
+    app[LIMITER] = build_limiter(settings)
     if providers is not None:
         app[PROVIDERS] = providers
         app[SELECTION] = "given by the caller"
     app.on_startup.append(_start_providers)
+    app.on_startup.append(start_limiter)
     app.on_cleanup.append(_close_providers)
+    app.on_cleanup.append(close_limiter)
+    app.on_response_prepare.append(add_cors_headers)
     app.router.add_post("/api/chat", chat)
     app.router.add_get("/api/models", models)
+    app.router.add_route("OPTIONS", "/api/chat", preflight)
+    app.router.add_route("OPTIONS", "/api/models", preflight)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/openapi.json", openapi_document)
     app.router.add_get("/", static_file)
     # Everything but the API: a GET to /api/chat must be a 405, not a missing file.
     app.router.add_get(r"/{path:(?!api/).+}", static_file)
@@ -131,9 +165,12 @@ async def error_boundary(request: web.Request, handler: Handler) -> web.StreamRe
             raise
         code = _STATUS_CODES.get(exc.status, "http_error")
         message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
+        field = None
         if exc.status == 413:
             message = f"the request body is larger than {request.app[SETTINGS].max_body_bytes} bytes"
-        response = _error_response(request, ApiError(message or exc.reason, status=exc.status, code=code))
+            field = "body"
+        as_api_error = ApiError(message or exc.reason, status=exc.status, code=code, field=field)
+        response = _error_response(request, as_api_error)
         if "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
         return response
@@ -145,10 +182,14 @@ async def error_boundary(request: web.Request, handler: Handler) -> web.StreamRe
 
 
 def _error_response(request: web.Request, error: ApiError) -> web.Response:
-    log.info(
-        "request rejected",
-        extra={"path": request.path, "status": error.status, "code": error.code, "client": client_of(request)},
-    )
+    facts: dict[str, Any] = {"path": request.path, "status": error.status, "code": error.code}
+    facts["client"] = client_of(request)
+    if KEY_ID in request:
+        facts["key_id"] = request[KEY_ID]
+    if error.field is not None:
+        facts["field"] = error.field
+    facts.update(error.log_fields)
+    log.info("request rejected", extra={"fields": facts})
     return web.json_response(error.body(), status=error.status, headers=error.headers())
 
 
@@ -180,12 +221,20 @@ async def chat(request: web.Request) -> web.StreamResponse:
         raise ApiError("the request body did not arrive in time", status=408, code="request_timeout") from None
     body = parse_json_body(raw)
     chat_request = parse_chat_request(body, settings.request_limits)
+    flags = _inspect_prompt(chat_request, settings.injection)
+    client = client_of(request)
+    key_id: str | None = request.get(KEY_ID)
     record = StreamRecord(
         id=new_stream_id(),
-        client=client_of(request),
+        client=client,
         input_chars=chat_request.input_chars,
         prompt=(chat_request.prompt or chat_request.as_messages()[-1].content) if settings.log_prompts else None,
     )
+    if key_id is not None:
+        record.extra["key_id"] = key_id
+    if flags:
+        record.extra["meta"] = {"flags": list(flags)}
+        record.extra["flags"] = list(flags)
     stream = ChatStream(
         request,
         chat_request,
@@ -195,7 +244,30 @@ async def chat(request: web.Request) -> web.StreamResponse:
         registry=registry,
         observers=app[OBSERVERS],
     )
-    return await stream.run()
+    # Limits count per key when one is given (several people behind one NAT
+    # each with a key), else per address.  The slot is held for the stream's
+    # whole life and released however it ends.
+    identity = f"key:{key_id}" if key_id is not None else f"ip:{client}"
+    async with app[LIMITER].stream(identity, record.id):
+        return await stream.run()
+
+
+def _inspect_prompt(chat_request: ChatRequest, mode: str) -> tuple[str, ...]:
+    """The injection detector's flags; in ``block`` mode a finding is a 400."""
+    if mode == "off":
+        return ()
+    finding = injection.scan_request(chat_request)
+    if finding and mode == "block":
+        error = ApiError(
+            "the message looks like an attempt to override the model's instructions "
+            f"({', '.join(finding.flags)}); rephrase it",
+            status=400,
+            code="prompt_rejected",
+            field=finding.field,
+        )
+        error.log_fields["flags"] = list(finding.flags)
+        raise error
+    return finding.flags
 
 
 async def models(request: web.Request) -> web.Response:
@@ -236,9 +308,17 @@ async def readyz(request: web.Request) -> web.Response:
     draining = app[REGISTRY].draining
     ready = any(r.ready for r in checks) and not draining
     body: dict[str, Any] = {"status": "ready" if ready else "not_ready", "providers": report}
+    body["limits"] = app[LIMITER].state
     if draining:
         body["detail"] = "shutting down"
     return web.json_response(body, status=200 if ready else 503)
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    """The API's OpenAPI 3.1 description, with this instance's real limits."""
+    app = request.app
+    document = openapi.build(app[SETTINGS], keys_required=app[API_KEYS].required, version=__version__)
+    return web.json_response(document, headers={"Cache-Control": "no-cache"})
 
 
 async def static_file(request: web.Request) -> web.StreamResponse:
