@@ -11,11 +11,11 @@ names the patterns it recognises:
   personas "without any restrictions/filters/ethics", "jailbroken";
 * ``fake_system_turn`` -- chat-template markers or fake headers that try to
   open a system turn (``<|im_start|>system``, ``<<SYS>>``, "[system]: new rules");
-* ``encoded_payload`` -- base64, hex, URL-encoded, ROT13 or reversed text that
-  decodes to one of the above (the decoded pattern is named as well);
+* ``encoded_payload`` -- base64, hex, URL-encoded or ROT13 text that decodes
+  to one of the above (the decoded pattern is named as well);
 * ``obfuscated`` -- one of the above hidden by spacing ("i g n o r e"),
-  punctuation, leetspeak ("1gn0r3"), look-alike letters (Cyrillic "о") or
-  invisible characters.
+  punctuation, leetspeak ("1gn0r3"), look-alike letters (Cyrillic "о"),
+  fullwidth forms, invisible characters, or written backwards.
 
 What it is: regular expressions over a few normalised views of the text,
 linear in its length, a few milliseconds for the largest request.  What it is

@@ -34,8 +34,6 @@ log = logging.getLogger("llm_sse.protect")
 API_KEYS = web.AppKey("api_keys", ApiKeys)
 CORS = web.AppKey("cors", CorsPolicy)
 LIMITER = web.AppKey("limiter", StreamLimiter)
-#: The key id of the request's valid API key (absent without keys).
-KEY_ID = "llm_sse.key_id"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -75,12 +73,21 @@ class Unauthorized(ApiError):
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     keys = request.app[API_KEYS]
-    if keys.required and request.path.startswith(PROTECTED_PREFIX) and request.method != "OPTIONS":
-        key_id = keys.check(request.headers.get("Authorization"))
-        if key_id is None:
-            raise Unauthorized("a valid API key is needed: send it as 'Authorization: Bearer <key>'")
-        request[KEY_ID] = key_id
+    guarded = keys.required and request.path.startswith(PROTECTED_PREFIX) and request.method != "OPTIONS"
+    if guarded and key_id_of(request) is None:
+        raise Unauthorized("a valid API key is needed: send it as 'Authorization: Bearer <key>'")
     return await handler(request)
+
+
+def key_id_of(request: web.Request) -> str | None:
+    """The id of the request's valid API key; None without keys or without a valid one.
+
+    Computed again where needed rather than stored on the request: hashing a
+    header is microseconds, and it keeps to aiohttp's typed request storage
+    on every aiohttp version the service supports.
+    """
+    keys = request.app[API_KEYS]
+    return keys.check(request.headers.get("Authorization")) if keys.required else None
 
 
 async def add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:

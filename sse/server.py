@@ -37,12 +37,12 @@ from .errors import ApiError
 from .protect import (
     API_KEYS,
     CORS,
-    KEY_ID,
     LIMITER,
     add_cors_headers,
     auth_middleware,
     build_limiter,
     close_limiter,
+    key_id_of,
     load_api_keys,
     preflight,
     start_limiter,
@@ -184,8 +184,9 @@ async def error_boundary(request: web.Request, handler: Handler) -> web.StreamRe
 def _error_response(request: web.Request, error: ApiError) -> web.Response:
     facts: dict[str, Any] = {"path": request.path, "status": error.status, "code": error.code}
     facts["client"] = client_of(request)
-    if KEY_ID in request:
-        facts["key_id"] = request[KEY_ID]
+    key_id = key_id_of(request)
+    if key_id is not None:
+        facts["key_id"] = key_id
     if error.field is not None:
         facts["field"] = error.field
     facts.update(error.log_fields)
@@ -223,7 +224,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
     chat_request = parse_chat_request(body, settings.request_limits)
     flags = _inspect_prompt(chat_request, settings.injection)
     client = client_of(request)
-    key_id: str | None = request.get(KEY_ID)
+    key_id = key_id_of(request)
     record = StreamRecord(
         id=new_stream_id(),
         client=client,
