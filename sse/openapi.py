@@ -9,9 +9,10 @@ when keys are configured.  The request schema says exactly what
 say (the whole conversation's size; lone surrogates), which its
 descriptions state; tests/test_fuzz.py holds the server to this document.
 
-The event stream is ``text/event-stream``; OpenAPI 3.1 cannot type the
-events in it, so each event's ``data`` schema is in ``components`` and the
-response's description and ``x-events`` name them.
+The event stream is ``text/event-stream``.  OpenAPI 3.1 has no keyword for
+the items of a stream, so its schema describes one event (the convention
+before 3.2's ``itemSchema``, which schemathesis follows): the event's name
+and its ``data`` as JSON of the matching schema.
 """
 
 from __future__ import annotations
@@ -32,7 +33,14 @@ ERROR_CODES: dict[int, tuple[str, list[str]]] = {
     400: (
         "The body or a field is invalid (`field` names it), the model is not offered, the detector rejected "
         "the prompt, or the model server refused the request as malformed.",
-        ["invalid_json", "invalid_request", "model_not_allowed", "prompt_rejected", "upstream_rejected"],
+        [
+            "invalid_json",
+            "invalid_body",
+            "invalid_request",
+            "model_not_allowed",
+            "prompt_rejected",
+            "upstream_rejected",
+        ],
     ),
     401: ("An API key is required and none, or a wrong one, was sent.", ["unauthorized"]),
     403: ("A CORS preflight from an origin that is not allowed.", ["origin_not_allowed"]),
@@ -43,7 +51,11 @@ ERROR_CODES: dict[int, tuple[str, list[str]]] = {
         "The body, a prompt, a message, the number of messages or the whole conversation is too large.",
         ["body_too_large", "input_too_long"],
     ),
-    415: ("The body was not sent as application/json.", ["unsupported_media_type"]),
+    415: (
+        "The body was not sent as application/json, or was compressed (Content-Encoding).",
+        ["unsupported_media_type"],
+    ),
+    417: ("An Expect header other than 100-continue.", ["expectation_failed"]),
     429: (
         "This client is over its request rate or its number of open streams, or the model server is rate "
         "limiting. `Retry-After` (and `retry_after` in the body) says when to try again.",
@@ -62,7 +74,7 @@ ERROR_CODES: dict[int, tuple[str, list[str]]] = {
     504: ("The model server did not connect, or sent nothing, in time.", ["upstream_timeout"]),
 }
 RETRY_STATUSES = (429, 503)
-CHAT_STATUSES = (400, 401, 404, 408, 413, 415, 429, 500, 502, 503, 504)
+CHAT_STATUSES = (400, 401, 404, 408, 413, 415, 417, 429, 500, 502, 503, 504)
 
 
 def build(settings: Settings, *, keys_required: bool, version: str = "0") -> dict[str, Any]:
@@ -212,22 +224,27 @@ def _headers() -> dict[str, Any]:
 def _event_stream_response() -> dict[str, Any]:
     return {
         "description": (
-            "The answer as Server-Sent Events, in order: one `meta` (MetaEvent), `thinking` and `token` frames "
-            "(TextEvent) as they arrive, then exactly one terminal frame: `done` (DoneEvent) or `error` "
-            "(ErrorEvent). Each frame is `event:`, one `data:` line of compact JSON, and `id:` (its sequence "
-            "number); `: ping` comments keep an idle connection open."
+            "The answer as Server-Sent Events, in order: one `meta`, `thinking` and `token` frames as they "
+            "arrive, then exactly one terminal frame: `done` or `error`. Each frame is `event:`, one `data:` "
+            "line of compact JSON, and `id:` (its sequence number); `: ping` comments keep an idle connection "
+            "open. As is usual before OpenAPI 3.2's `itemSchema`, the schema describes one event."
         ),
         "headers": {
             "Cache-Control": {"schema": {"type": "string", "const": "no-cache"}},
             "X-Accel-Buffering": {"schema": {"type": "string", "const": "no"}},
         },
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
-        "x-events": {
-            "meta": _ref("MetaEvent"),
-            "thinking": _ref("TextEvent"),
-            "token": _ref("TextEvent"),
-            "done": _ref("DoneEvent"),
-            "error": _ref("ErrorEvent"),
+        "content": {"text/event-stream": {"schema": _ref("StreamEvent")}},
+    }
+
+
+def _event(name: str, data_schema: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["event", "data", "id"],
+        "properties": {
+            "event": {"const": name},
+            "data": {"type": "string", "contentMediaType": JSON, "contentSchema": _ref(data_schema)},
+            "id": {"type": "string", "pattern": "^[0-9]+$"},
         },
     }
 
@@ -302,6 +319,16 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                     },
                 }
             },
+        },
+        "StreamEvent": {
+            "description": "One frame of the event stream: its name, its JSON data, its sequence number.",
+            "oneOf": [
+                _event("meta", "MetaEvent"),
+                _event("thinking", "TextEvent"),
+                _event("token", "TextEvent"),
+                _event("done", "DoneEvent"),
+                _event("error", "ErrorEvent"),
+            ],
         },
         "MetaEvent": {
             "type": "object",

@@ -21,13 +21,15 @@ the traceback itself.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import mimetypes
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
+from aiohttp.web_protocol import RequestPayloadError
 
 from . import __version__, injection, openapi
 from .chat import ChatRequest, parse_chat_request, parse_json_body
@@ -119,16 +121,26 @@ def create_app(settings: Settings, providers: list[Provider] | None = None) -> w
     app.on_cleanup.append(_close_providers)
     app.on_cleanup.append(close_limiter)
     app.on_response_prepare.append(add_cors_headers)
-    app.router.add_post("/api/chat", chat)
-    app.router.add_get("/api/models", models)
-    app.router.add_route("OPTIONS", "/api/chat", preflight)
-    app.router.add_route("OPTIONS", "/api/models", preflight)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/openapi.json", openapi_document)
-    app.router.add_get("/", static_file)
-    # Everything but the API: a GET to /api/chat must be a 405, not a missing file.
-    app.router.add_get(r"/{path:(?!api/).+}", static_file)
+    routes: list[tuple[str, str, Handler]] = [
+        ("POST", "/api/chat", chat),
+        ("GET", "/api/models", models),
+        ("OPTIONS", "/api/chat", preflight),
+        ("OPTIONS", "/api/models", preflight),
+        ("GET", "/healthz", healthz),
+        ("GET", "/readyz", readyz),
+        ("GET", "/openapi.json", openapi_document),
+        ("GET", "/", static_file),
+        # Everything but the API: a GET to /api/chat must be a 405, not a missing file.
+        ("GET", r"/{path:(?!api/).+}", static_file),
+    ]
+    for method, path, handler in routes:
+        if method == "GET":  # and HEAD, as aiohttp's add_get does
+            app.router.add_get(path, handler, expect_handler=expect_continue)
+        else:
+            app.router.add_route(method, path, handler, expect_handler=expect_continue)
+    # Last: whatever no route takes, so that even then our Expect handling and
+    # error format apply (aiohttp's own 404/405 would answer an odd Expect as text).
+    app.router.add_route("*", "/{tail:.*}", no_route, expect_handler=expect_continue)
     return app
 
 
@@ -201,6 +213,38 @@ def client_of(request: web.Request) -> str:
 # -- handlers
 
 
+async def no_route(request: web.Request) -> web.StreamResponse:
+    """404, or 405 with ``Allow`` when another route takes the path with other methods."""
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource is request.match_info.route.resource:
+            continue
+        match, methods = await resource.resolve(request)
+        if match is None:
+            allowed |= methods
+    if allowed:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
+    raise web.HTTPNotFound()
+
+
+async def expect_continue(request: web.Request) -> web.StreamResponse | None:
+    """``Expect: 100-continue`` as aiohttp does it; any other expectation is a JSON 417.
+
+    aiohttp answers an unknown expectation before any middleware runs, as
+    plain text; this keeps it to the API's error format.
+    """
+    expect = request.headers.get("Expect", "")
+    if request.version != HttpVersion11:
+        return None
+    if expect.lower() == "100-continue":
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the answer's body has not started
+        return None
+    return _error_response(
+        request, ApiError("only 'Expect: 100-continue' is understood", status=417, code="expectation_failed")
+    )
+
+
 async def chat(request: web.Request) -> web.StreamResponse:
     app = request.app
     settings = app[SETTINGS]
@@ -213,6 +257,13 @@ async def chat(request: web.Request) -> web.StreamResponse:
         raise ApiError(
             "send the request as JSON (Content-Type: application/json)", status=415, code="unsupported_media_type"
         )
+    if request.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+        raise ApiError(
+            "compressed request bodies are not accepted; send the JSON as it is",
+            status=415,
+            code="unsupported_media_type",
+            field="Content-Encoding",
+        )
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
         raise web.HTTPRequestEntityTooLarge(max_size=settings.max_body_bytes, actual_size=request.content_length)
     try:
@@ -220,6 +271,11 @@ async def chat(request: web.Request) -> web.StreamResponse:
             raw = await request.read()
     except TimeoutError:
         raise ApiError("the request body did not arrive in time", status=408, code="request_timeout") from None
+    except RequestPayloadError:
+        # E.g. "Content-Encoding: gzip" on a body that is not gzip: the client's fault, not a 500.
+        raise ApiError(
+            "the body could not be decoded; check its Content-Encoding", status=400, code="invalid_body", field="body"
+        ) from None
     body = parse_json_body(raw)
     chat_request = parse_chat_request(body, settings.request_limits)
     flags = _inspect_prompt(chat_request, settings.injection)
@@ -351,5 +407,14 @@ def make_runner(app: web.Application, *, shutdown_timeout: float = 5.0) -> web.A
 
     With it, aiohttp cancels a handler the moment its client disconnects,
     which is how a stream notices Stop while its upstream is silent.
+
+    Request bodies are not decompressed (where aiohttp lets us say so): no
+    browser compresses a fetch body, decompression is where zip bombs live,
+    and a body that fails to decompress would otherwise be refused by the HTTP
+    parser in plain text before our error handling sees it.  ``chat`` answers
+    a ``Content-Encoding`` with a 415 instead.
     """
-    return web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=shutdown_timeout)
+    options: dict[str, Any] = {"handler_cancellation": True, "access_log": None, "shutdown_timeout": shutdown_timeout}
+    if "auto_decompress" in inspect.signature(web.RequestHandler.__init__).parameters:
+        options["auto_decompress"] = False
+    return web.AppRunner(app, **options)
