@@ -28,10 +28,11 @@ import asyncio
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from .errors import ApiError
 
@@ -279,8 +280,18 @@ class StreamLimiter:
         self._shared_failed_at: float | None = None
         self.fallbacks = 0  # admissions decided locally because the shared backend failed
         self.held = 0  # slots this process holds now, whichever backend counts them
+        self.refusals: Counter[str] = Counter()  # refused admissions, by code
         self._idle = asyncio.Event()
         self._idle.set()
+
+    def stats(self) -> dict[str, Any]:
+        """For /healthz: what the limiter holds and has refused since start."""
+        return {
+            "backend": self.state,
+            "held": self.held,
+            "refused": dict(self.refusals),
+            "fallbacks": self.fallbacks,
+        }
 
     @property
     def state(self) -> str:
@@ -297,7 +308,11 @@ class StreamLimiter:
         if not self.limits.enabled:
             yield
             return
-        lease = await self._admit(client, stream_id)
+        try:
+            lease = await self._admit(client, stream_id)
+        except ApiError as refusal:
+            self.refusals[refusal.code] += 1
+            raise
         self.held += 1
         self._idle.clear()
         try:
@@ -342,6 +357,9 @@ class StreamLimiter:
                 await shared.admit(client, stream_id)
             except SharedUnavailable as exc:
                 self._shared_failed(exc)
+            except ApiError:  # a refusal is an answer: the shared backend works
+                self._shared_answered()
+                raise
             else:
                 self._shared_answered()
                 lease = _Lease(shared, client, stream_id)

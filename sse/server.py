@@ -351,7 +351,8 @@ async def models(request: web.Request) -> web.Response:
 
 async def healthz(request: web.Request) -> web.Response:
     """The process is up and its event loop answers."""
-    return web.json_response({"status": "ok", "streams": len(request.app[REGISTRY].streams)})
+    app = request.app
+    return web.json_response({"status": "ok", "streams": len(app[REGISTRY].streams), "limits": app[LIMITER].stats()})
 
 
 async def readyz(request: web.Request) -> web.Response:

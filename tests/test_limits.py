@@ -195,6 +195,9 @@ async def test_a_client_over_its_open_streams_gets_429_too_many_streams(make_ser
         assert response.headers["Retry-After"] == "5"
         error = await error_of(response)
     assert (error["code"], error["retry_after"]) == ("too_many_streams", 5)
+    async with client.get(service.url + "/healthz") as response:
+        limits = (await response.json())["limits"]
+    assert (limits["held"], limits["refused"]) == (1, {"too_many_streams": 1})
     gate.set()
     await held.read()
     held.close()
