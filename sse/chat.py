@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,7 @@ OPTION_RULES: dict[str, OptionRule] = {
 OPTION_ALIASES = {"max_tokens": "num_predict"}
 MAX_STOP_SEQUENCES = 8
 MAX_STOP_LENGTH = 100
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,12 +97,19 @@ def parse_json_body(raw: bytes) -> Any:
     try:
         return json.loads(raw)
     except UnicodeDecodeError:
-        raise InvalidRequest("the body is not valid UTF-8", code="invalid_json") from None
+        raise InvalidRequest("the body is not valid UTF-8", code="invalid_json", field="body") from None
     except json.JSONDecodeError as exc:
         raise InvalidRequest(
             f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
             code="invalid_json",
+            field="body",
         ) from None
+    except RecursionError:
+        # json.loads recurses once per nesting level; a body of a million '['
+        # must be a 400, not a crash.
+        raise InvalidRequest("the body is nested too deeply", code="invalid_json", field="body") from None
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts
+        raise InvalidRequest(f"the body is not usable JSON: {exc}", code="invalid_json", field="body") from None
 
 
 def parse_chat_request(body: Any, limits: RequestLimits = RequestLimits()) -> ChatRequest:
@@ -146,9 +155,16 @@ def _too_long(field_name: str, size: int, limit: int) -> ApiError:
     )
 
 
+def _check_unicode(value: str, field_name: str) -> None:
+    """Reject lone surrogates (JSON's "\\ud800"): they cannot be encoded to UTF-8 downstream."""
+    if not value.isascii() and _SURROGATE.search(value):
+        raise InvalidRequest(f"{field_name} contains a lone surrogate (\\ud800-\\udfff), not text", field=field_name)
+
+
 def _parse_prompt(value: Any, limits: RequestLimits) -> str:
     if not isinstance(value, str):
         raise InvalidRequest("'prompt' must be a string", field="prompt")
+    _check_unicode(value, "prompt")
     if not value.strip():
         raise InvalidRequest("'prompt' must not be empty", field="prompt")
     if len(value) > limits.max_prompt_chars:
@@ -181,6 +197,7 @@ def _parse_messages(value: Any, limits: RequestLimits) -> tuple[Message, ...]:
             raise InvalidRequest(f"{where}.role must be one of {', '.join(ROLES)}", field=f"{where}.role")
         if not isinstance(content, str):
             raise InvalidRequest(f"{where}.content must be a string", field=f"{where}.content")
+        _check_unicode(content, f"{where}.content")
         if len(content) > limits.max_prompt_chars:
             raise _too_long(f"{where}.content", len(content), limits.max_prompt_chars)
         messages.append(Message(role, content))
@@ -196,6 +213,7 @@ def _parse_model(value: Any, limits: RequestLimits) -> str | None:
         raise InvalidRequest("'model' must be a non-empty string of at most 200 characters", field="model")
     if any(ord(c) < 0x20 for c in value):
         raise InvalidRequest("'model' must not contain control characters", field="model")
+    _check_unicode(value, "model")
     if limits.models_allowed and value not in limits.models_allowed:
         raise InvalidRequest(
             f"model {value!r} is not offered here; choose one of: {', '.join(limits.models_allowed)}",
@@ -246,18 +264,26 @@ def _check_option(name: str, rule: OptionRule, raw: Any, where: str, limits: Req
                 f"of at most {MAX_STOP_LENGTH} characters",
                 field=where,
             )
+        for stop in stops:
+            _check_unicode(stop, where)
         return list(stops)
     high = rule.high
     if name == "num_predict":
         high = limits.max_predict
     elif name == "num_ctx":
         high = limits.max_ctx
-    is_number = isinstance(raw, (int, float)) and not isinstance(raw, bool)
-    if rule.kind is int and not (is_number and float(raw).is_integer()):
-        raise InvalidRequest(f"{where} must be an integer", field=where)
-    if rule.kind is float and not (is_number and math.isfinite(raw)):
-        raise InvalidRequest(f"{where} must be a number", field=where)
-    value = int(raw) if rule.kind is int else float(raw)
+    is_int = isinstance(raw, int) and not isinstance(raw, bool)
+    is_finite = isinstance(raw, float) and math.isfinite(raw)
+    value: float
+    if rule.kind is int:
+        if not (is_int or (is_finite and raw.is_integer())):
+            raise InvalidRequest(f"{where} must be an integer", field=where)
+        value = int(raw)
+    else:
+        if not (is_int or is_finite):
+            raise InvalidRequest(f"{where} must be a number", field=where)
+        # float() of an integer of hundreds of digits overflows; it is out of range anyway.
+        value = float(raw) if not is_int or abs(raw) < 2**53 else (math.inf if raw > 0 else -math.inf)
     if (rule.low is not None and value < rule.low) or (high is not None and value > high):
         raise InvalidRequest(f"{where} must be between {_fmt(rule.low)} and {_fmt(high)}", field=where)
     return value

@@ -46,7 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def serve(settings: Settings) -> int:
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except SettingsError as exc:  # e.g. an unreadable key file
+        print(f"llm-sse: {exc}", file=sys.stderr)
+        return 2
     runner = make_runner(app, shutdown_timeout=_FINAL_FRAME_WINDOW)
     try:
         await runner.setup()

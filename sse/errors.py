@@ -35,6 +35,8 @@ class ApiError(Exception):
             self.code = code
         self.field = field
         self.retry_after = retry_after
+        #: Facts for the "request rejected" log line that the client need not see.
+        self.log_fields: dict[str, Any] = {}
 
     def body(self) -> dict[str, Any]:
         """The JSON body of an error answered before the stream started."""

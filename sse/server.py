@@ -4,9 +4,14 @@ Routes:
 
 * ``POST /api/chat`` -- a chat answered as an event stream (``sse.relay``);
 * ``GET /api/models`` -- the models of every configured provider;
+* ``OPTIONS /api/chat`` / ``OPTIONS /api/models`` -- CORS preflights;
 * ``GET /healthz`` / ``GET /readyz`` -- liveness and readiness;
 * ``GET /metrics`` -- Prometheus metrics (with the ``metrics`` extra);
+* ``GET /openapi.json`` -- the API's OpenAPI description (``sse.openapi``);
 * ``GET /`` and ``GET /<file>`` -- the chat page from ``static/``.
+
+The protections (API keys, CORS, rate and stream limits, the injection
+detector) are wired in here from ``sse.protect``; see README's "Protection".
 
 Every error a client or an upstream can cause leaves as JSON
 (``{"error": {"code", "message"}}``) with its proper status; an unexpected
@@ -17,18 +22,35 @@ the traceback itself.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
+from aiohttp.web_protocol import RequestPayloadError
 
-from .chat import parse_chat_request, parse_json_body
+from . import __version__, injection, openapi
+from .chat import ChatRequest, parse_chat_request, parse_json_body
 from .clientip import client_address, parse_networks
+from .cors import CorsPolicy
 from .errors import ApiError
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics, create_metrics
+from .protect import (
+    API_KEYS,
+    CORS,
+    LIMITER,
+    add_cors_headers,
+    auth_middleware,
+    build_limiter,
+    close_limiter,
+    key_id_of,
+    load_api_keys,
+    preflight,
+    start_limiter,
+)
 from .providers import Provider, select_providers
 from .relay import ChatStream, StreamRegistry, new_stream_id
 from .routing import ProviderRouter
@@ -86,27 +108,51 @@ PAGE_HEADERS = {
 
 
 def create_app(settings: Settings, providers: list[Provider] | None = None) -> web.Application:
-    """Build the application.  Without ``providers``, they are chosen at start-up."""
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_boundary])
+    """Build the application.  Without ``providers``, they are chosen at start-up.
+
+    Raises ``SettingsError`` when the key file cannot be used or the Redis
+    client is missing: a misconfigured guard must stop the start, not open the API.
+    """
+    api_keys = load_api_keys(settings)
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_boundary, auth_middleware])
     app[SETTINGS] = settings
     registry = app[REGISTRY] = StreamRegistry()
     collected = app[METRICS] = create_metrics(lambda: len(registry.streams))
     observers: list[StreamObserver] = [collected.stream_finished]
     app[OBSERVERS] = observers
     app[PROXIES] = parse_networks(split_list(settings.trusted_proxies))
+    app[API_KEYS] = api_keys
+    app[CORS] = CorsPolicy(split_list(settings.cors_origins))
+    app[LIMITER] = build_limiter(settings)
     if providers is not None:
         app[PROVIDERS] = providers
         app[SELECTION] = "given by the caller"
     app.on_startup.append(_start_providers)
+    app.on_startup.append(start_limiter)
     app.on_cleanup.append(_close_providers)
-    app.router.add_post("/api/chat", chat)
-    app.router.add_get("/api/models", models)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/", static_file)
-    # Everything but the API: a GET to /api/chat must be a 405, not a missing file.
-    app.router.add_get(r"/{path:(?!api/).+}", static_file)
+    app.on_cleanup.append(close_limiter)
+    app.on_response_prepare.append(add_cors_headers)
+    routes: list[tuple[str, str, Handler]] = [
+        ("POST", "/api/chat", chat),
+        ("GET", "/api/models", models),
+        ("OPTIONS", "/api/chat", preflight),
+        ("OPTIONS", "/api/models", preflight),
+        ("GET", "/healthz", healthz),
+        ("GET", "/readyz", readyz),
+        ("GET", "/metrics", metrics),
+        ("GET", "/openapi.json", openapi_document),
+        ("GET", "/", static_file),
+        # Everything but the API: a GET to /api/chat must be a 405, not a missing file.
+        ("GET", r"/{path:(?!api/).+}", static_file),
+    ]
+    for method, path, handler in routes:
+        if method == "GET":  # and HEAD, as aiohttp's add_get does
+            app.router.add_get(path, handler, expect_handler=expect_continue)
+        else:
+            app.router.add_route(method, path, handler, expect_handler=expect_continue)
+    # Last: whatever no route takes, so that even then our Expect handling and
+    # error format apply (aiohttp's own 404/405 would answer an odd Expect as text).
+    app.router.add_route("*", "/{tail:.*}", no_route, expect_handler=expect_continue)
     return app
 
 
@@ -143,9 +189,12 @@ async def error_boundary(request: web.Request, handler: Handler) -> web.StreamRe
             raise
         code = _STATUS_CODES.get(exc.status, "http_error")
         message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
+        field = None
         if exc.status == 413:
             message = f"the request body is larger than {request.app[SETTINGS].max_body_bytes} bytes"
-        response = _error_response(request, ApiError(message or exc.reason, status=exc.status, code=code))
+            field = "body"
+        as_api_error = ApiError(message or exc.reason, status=exc.status, code=code, field=field)
+        response = _error_response(request, as_api_error)
         if "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
         return response
@@ -158,10 +207,15 @@ async def error_boundary(request: web.Request, handler: Handler) -> web.StreamRe
 
 def _error_response(request: web.Request, error: ApiError) -> web.Response:
     request.app[METRICS].request_rejected(error.code)
-    log.info(
-        "request rejected",
-        extra={"path": request.path, "status": error.status, "code": error.code, "client": client_of(request)},
-    )
+    facts: dict[str, Any] = {"path": request.path, "status": error.status, "code": error.code}
+    facts["client"] = client_of(request)
+    key_id = key_id_of(request)
+    if key_id is not None:
+        facts["key_id"] = key_id
+    if error.field is not None:
+        facts["field"] = error.field
+    facts.update(error.log_fields)
+    log.info("request rejected", extra={"fields": facts})
     return web.json_response(error.body(), status=error.status, headers=error.headers())
 
 
@@ -170,6 +224,38 @@ def client_of(request: web.Request) -> str:
 
 
 # -- handlers
+
+
+async def no_route(request: web.Request) -> web.StreamResponse:
+    """404, or 405 with ``Allow`` when another route takes the path with other methods."""
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource is request.match_info.route.resource:
+            continue
+        match, methods = await resource.resolve(request)
+        if match is None:
+            allowed |= methods
+    if allowed:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
+    raise web.HTTPNotFound()
+
+
+async def expect_continue(request: web.Request) -> web.StreamResponse | None:
+    """``Expect: 100-continue`` as aiohttp does it; any other expectation is a JSON 417.
+
+    aiohttp answers an unknown expectation before any middleware runs, as
+    plain text; this keeps it to the API's error format.
+    """
+    expect = request.headers.get("Expect", "")
+    if request.version != HttpVersion11:
+        return None
+    if expect.lower() == "100-continue":
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the answer's body has not started
+        return None
+    return _error_response(
+        request, ApiError("only 'Expect: 100-continue' is understood", status=417, code="expectation_failed")
+    )
 
 
 async def chat(request: web.Request) -> web.StreamResponse:
@@ -184,6 +270,13 @@ async def chat(request: web.Request) -> web.StreamResponse:
         raise ApiError(
             "send the request as JSON (Content-Type: application/json)", status=415, code="unsupported_media_type"
         )
+    if request.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+        raise ApiError(
+            "compressed request bodies are not accepted; send the JSON as it is",
+            status=415,
+            code="unsupported_media_type",
+            field="Content-Encoding",
+        )
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
         raise web.HTTPRequestEntityTooLarge(max_size=settings.max_body_bytes, actual_size=request.content_length)
     try:
@@ -191,14 +284,27 @@ async def chat(request: web.Request) -> web.StreamResponse:
             raw = await request.read()
     except TimeoutError:
         raise ApiError("the request body did not arrive in time", status=408, code="request_timeout") from None
+    except RequestPayloadError:
+        # E.g. "Content-Encoding: gzip" on a body that is not gzip: the client's fault, not a 500.
+        raise ApiError(
+            "the body could not be decoded; check its Content-Encoding", status=400, code="invalid_body", field="body"
+        ) from None
     body = parse_json_body(raw)
     chat_request = parse_chat_request(body, settings.request_limits)
+    flags = _inspect_prompt(chat_request, settings.injection)
+    client = client_of(request)
+    key_id = key_id_of(request)
     record = StreamRecord(
         id=new_stream_id(),
-        client=client_of(request),
+        client=client,
         input_chars=chat_request.input_chars,
         prompt=(chat_request.prompt or chat_request.as_messages()[-1].content) if settings.log_prompts else None,
     )
+    if key_id is not None:
+        record.extra["key_id"] = key_id
+    if flags:
+        record.extra["meta"] = {"flags": list(flags)}
+        record.extra["flags"] = list(flags)
     stream = ChatStream(
         request,
         chat_request,
@@ -208,7 +314,30 @@ async def chat(request: web.Request) -> web.StreamResponse:
         registry=registry,
         observers=app[OBSERVERS],
     )
-    return await stream.run()
+    # Limits count per key when one is given (several people behind one NAT
+    # each with a key), else per address.  The slot is held for the stream's
+    # whole life and released however it ends.
+    identity = f"key:{key_id}" if key_id is not None else f"ip:{client}"
+    async with app[LIMITER].stream(identity, record.id):
+        return await stream.run()
+
+
+def _inspect_prompt(chat_request: ChatRequest, mode: str) -> tuple[str, ...]:
+    """The injection detector's flags; in ``block`` mode a finding is a 400."""
+    if mode == "off":
+        return ()
+    finding = injection.scan_request(chat_request)
+    if finding and mode == "block":
+        error = ApiError(
+            "the message looks like an attempt to override the model's instructions "
+            f"({', '.join(finding.flags)}); rephrase it",
+            status=400,
+            code="prompt_rejected",
+            field=finding.field,
+        )
+        error.log_fields["flags"] = list(finding.flags)
+        raise error
+    return finding.flags
 
 
 async def models(request: web.Request) -> web.Response:
@@ -250,7 +379,8 @@ async def _default_model(providers: list[Provider], listings: list[Any]) -> str 
 
 async def healthz(request: web.Request) -> web.Response:
     """The process is up and its event loop answers."""
-    return web.json_response({"status": "ok", "streams": len(request.app[REGISTRY].streams)})
+    app = request.app
+    return web.json_response({"status": "ok", "streams": len(app[REGISTRY].streams), "limits": app[LIMITER].stats()})
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -264,6 +394,7 @@ async def readyz(request: web.Request) -> web.Response:
     draining = app[REGISTRY].draining
     ready = any(r.ready for r in checks) and not draining
     body: dict[str, Any] = {"status": "ready" if ready else "not_ready", "providers": report}
+    body["limits"] = app[LIMITER].state
     if draining:
         body["detail"] = "shutting down"
     return web.json_response(body, status=200 if ready else 503)
@@ -277,6 +408,13 @@ async def metrics(request: web.Request) -> web.Response:
             "metrics need the 'metrics' extra: pip install 'llm-sse[metrics]'", status=501, code="metrics_unavailable"
         )
     return web.Response(body=collected.render(), headers={"Content-Type": METRICS_CONTENT_TYPE})
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    """The API's OpenAPI 3.1 description, with this instance's real limits."""
+    app = request.app
+    document = openapi.build(app[SETTINGS], keys_required=app[API_KEYS].required, version=__version__)
+    return web.json_response(document, headers={"Cache-Control": "no-cache"})
 
 
 async def static_file(request: web.Request) -> web.StreamResponse:
@@ -310,5 +448,14 @@ def make_runner(app: web.Application, *, shutdown_timeout: float = 5.0) -> web.A
 
     With it, aiohttp cancels a handler the moment its client disconnects,
     which is how a stream notices Stop while its upstream is silent.
+
+    Request bodies are not decompressed (where aiohttp lets us say so): no
+    browser compresses a fetch body, decompression is where zip bombs live,
+    and a body that fails to decompress would otherwise be refused by the HTTP
+    parser in plain text before our error handling sees it.  ``chat`` answers
+    a ``Content-Encoding`` with a 415 instead.
     """
-    return web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=shutdown_timeout)
+    options: dict[str, Any] = {"handler_cancellation": True, "access_log": None, "shutdown_timeout": shutdown_timeout}
+    if "auto_decompress" in inspect.signature(web.RequestHandler.__init__).parameters:
+        options["auto_decompress"] = False
+    return web.AppRunner(app, **options)

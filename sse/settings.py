@@ -18,9 +18,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
+from urllib.parse import urlsplit
 
+from .auth import BadKey, check_key
 from .chat import RequestLimits
 from .clientip import parse_networks
+from .cors import CorsPolicy
+from .injection import MODES
+from .limits import Limits
 from .routing import ModelMap
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -29,16 +34,25 @@ _RESERVED_HEADERS = {"authorization", "content-type", "content-length", "host", 
 _FALSE = {"0", "false", "no", "off", ""}
 
 
-def setting(default: Any, env: str, help: str, *, minimum: float | None = None, secret: bool = False) -> Any:
+def setting(
+    default: Any,
+    env: str,
+    help: str,
+    *,
+    minimum: float | None = None,
+    secret: bool = False,
+    sensitive: bool = False,
+) -> Any:
     """Declare one setting (a dataclass field carrying its env name and help).
 
     A ``secret`` (an API key) is read from the environment only, never from a
-    flag (flags show in ``ps`` and shell history), and is left out of the
-    settings' ``repr`` so it cannot reach a log line by accident.
+    flag (flags show in ``ps`` and shell history).  Secrets and ``sensitive``
+    settings (a URL that may carry a password) are left out of the settings'
+    ``repr``, so they cannot reach a log line by accident.
     """
     return field(
         default=default,
-        repr=not secret,
+        repr=not (secret or sensitive),
         metadata={"env": env, "help": help, "minimum": minimum, "secret": secret},
     )
 
@@ -161,6 +175,63 @@ class Settings:
         "", "LLM_SSE_MODELS_ALLOWED", "comma-separated models clients may ask for (empty: any)"
     )
 
+    # -- protection (README: "Protection")
+    api_keys: str = setting(
+        "",
+        "LLM_SSE_API_KEYS",
+        "comma-separated API keys clients must send as 'Authorization: Bearer <key>' "
+        "(empty, and no key file: no key needed)",
+        secret=True,
+    )
+    api_keys_file: str = setting(
+        "", "LLM_SSE_API_KEYS_FILE", "file of API keys, one per line; blank lines and '#' comments ignored"
+    )
+    rate_per_minute: float = setting(
+        20.0,
+        "LLM_SSE_RATE_PER_MINUTE",
+        "chat requests one client may start per minute, on average (0: no limit)",
+        minimum=0.0,
+    )
+    rate_burst: int = setting(
+        5, "LLM_SSE_RATE_BURST", "chat requests one client may start at once before the rate applies", minimum=1
+    )
+    max_streams_per_client: int = setting(
+        2, "LLM_SSE_MAX_STREAMS_PER_CLIENT", "answers one client may have streaming at once (0: no limit)", minimum=0
+    )
+    max_streams: int = setting(
+        8, "LLM_SSE_MAX_STREAMS", "answers streaming at once in all; more get 503 server_busy (0: no limit)", minimum=0
+    )
+    redis_url: str = setting(
+        "",
+        "REDIS_URL",
+        "Redis (redis://host:6379/0) holding the limits shared by every instance; empty: each process counts alone "
+        "(a password in it would show in the process list as a flag: prefer the environment)",
+        sensitive=True,
+    )
+    redis_timeout: float = setting(
+        0.5,
+        "LLM_SSE_REDIS_TIMEOUT",
+        "bound on one Redis call; past it this process limits on its own for a few seconds",
+        minimum=0.001,
+    )
+    stream_lease: float = setting(
+        30.0,
+        "LLM_SSE_STREAM_LEASE",
+        "life of a stream's slot in Redis unless refreshed: a crashed instance's streams free after this",
+        minimum=1.0,
+    )
+    cors_origins: str = setting(
+        "",
+        "LLM_SSE_CORS_ORIGINS",
+        "comma-separated origins (https://chat.example.com) whose pages may call the API; '*' for any; "
+        "empty: only the page served here",
+    )
+    injection: str = setting(
+        "flag",
+        "LLM_SSE_INJECTION",
+        "prompt-injection detector: off, flag (named in 'meta' and the log line) or block (400 prompt_rejected)",
+    )
+
     # -- network
     trusted_proxies: str = setting(
         "",
@@ -192,10 +263,37 @@ class Settings:
                 raise SettingsError(str(exc)) from None
         for name in ("openai_headers", "openrouter_headers"):
             parse_headers(getattr(self, name), setting=_describe(name))
+        self._check_protection()
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise SettingsError(
                 f"--log-level / LLM_SSE_LOG_LEVEL must be debug, info, warning or error, got {self.log_level!r}"
             )
+
+    def _check_protection(self) -> None:
+        if self.injection not in MODES:
+            raise SettingsError(f"--injection / LLM_SSE_INJECTION must be off, flag or block, got {self.injection!r}")
+        try:
+            CorsPolicy(split_list(self.cors_origins))
+        except ValueError as exc:
+            raise SettingsError(f"--cors-origins / LLM_SSE_CORS_ORIGINS: {exc}") from None
+        if self.redis_url and urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
+            # The URL may hold a password: say what is wrong without echoing it.
+            raise SettingsError("--redis-url / REDIS_URL must start with redis://, rediss:// or unix://")
+        for key in split_list(self.api_keys):
+            try:
+                check_key(key, "--api-keys / LLM_SSE_API_KEYS")
+            except BadKey as exc:
+                raise SettingsError(str(exc)) from None
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            rate_per_minute=self.rate_per_minute,
+            burst=self.rate_burst,
+            streams_per_client=self.max_streams_per_client,
+            streams=self.max_streams,
+            lease_seconds=self.stream_lease,
+        )
 
     @property
     def request_limits(self) -> RequestLimits:
@@ -315,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
             bool: "BOOL",
             int: "N",
             float: "SECONDS"
-            if "timeout" in f.name or f.name in ("heartbeat", "shutdown_grace", "provider_cooldown")
+            if "timeout" in f.name or f.name in ("heartbeat", "shutdown_grace", "provider_cooldown", "stream_lease")
             else "X",
         }.get(kind, "TEXT")
         parser.add_argument(

@@ -84,7 +84,8 @@ class StreamRecord:
         if self.cooling:
             out["cooling_down"] = self.cooling
         out["input_chars"] = self.input_chars
-        out.update(self.extra)
+        # extra["meta"] is for the stream's meta frame; everything else is for the log.
+        out.update((key, value) for key, value in self.extra.items() if key != "meta")
         if self.prompt is not None:
             out["prompt"] = self.prompt
         return out

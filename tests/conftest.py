@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import aiohttp
@@ -10,6 +11,9 @@ from sse.settings import Settings
 from tests.fakes.ollama import FakeOllama
 from tests.fakes.openai import FakeOpenAI
 from tests.helpers import Service, start_service
+from tests.redis_server import RedisServer, find_redis_server
+
+NO_LIMITS = {"rate_per_minute": 0.0, "max_streams_per_client": 0, "max_streams": 0}
 
 
 @pytest.fixture
@@ -48,7 +52,9 @@ async def make_service(fake_ollama: FakeOllama) -> AsyncIterator[Callable[..., A
     started: list[Service] = []
 
     async def make(**overrides: Any) -> Service:
-        values: dict[str, Any] = {"provider": "ollama", "ollama_url": fake_ollama.url, "port": 0}
+        # The rate and stream limits are off unless a test turns them on: the
+        # other suites open many streams from one address on purpose.
+        values: dict[str, Any] = {"provider": "ollama", "ollama_url": fake_ollama.url, "port": 0, **NO_LIMITS}
         values.update(overrides)
         service = await start_service(Settings(**values))
         started.append(service)
@@ -68,3 +74,28 @@ async def service(make_service: Callable[..., Awaitable[Service]]) -> Service:
 async def client() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One real redis-server for the session (each test starts from an empty one)."""
+    executable = find_redis_server()
+    if executable is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is missing; `make system-deps` installs it")
+        pytest.skip("redis-server is not installed here (apt-get install redis-server); CI installs it")
+    try:
+        server = RedisServer(executable).start()
+    except RuntimeError:  # the free port was taken meanwhile: one more try on another
+        server = RedisServer(executable).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    import redis
+
+    with redis.Redis.from_url(redis_server.url) as connection:
+        connection.flushall()
+    return redis_server.url

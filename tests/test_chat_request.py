@@ -103,3 +103,43 @@ def test_bad_json_is_a_400_with_a_position(raw):
         parse_json_body(raw)
     assert caught.value.status == 400
     assert caught.value.code == "invalid_json"
+    assert caught.value.field == "body"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 200_000,  # json.loads recurses per level: RecursionError, not JSONDecodeError
+        b'{"prompt": "x", "options": {"seed": 1' + b"0" * 5000 + b"}}",  # past int's digit limit: ValueError
+    ],
+    ids=["deep_nesting", "huge_integer"],
+)
+def test_json_that_python_cannot_load_is_a_400_not_a_crash(raw):
+    with pytest.raises(ApiError) as caught:
+        parse_json_body(raw)
+    assert (caught.value.status, caught.value.code, caught.value.field) == (400, "invalid_json", "body")
+
+
+@pytest.mark.parametrize("option", ["temperature", "top_k", "num_predict", "seed"])
+def test_an_integer_too_large_for_a_float_is_out_of_range_not_a_crash(option):
+    # float(10**400) raises OverflowError; the value is simply out of range.
+    error = rejects({"prompt": "x", "options": {option: 10**400}}, field=f"options.{option}")
+    assert "between" in error.message
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"prompt": "a\ud800b"}, "prompt"),
+        ({"messages": [{"role": "user", "content": "\udfff"}]}, "messages[0].content"),
+        ({"prompt": "x", "model": "m\ud83d"}, "model"),
+        ({"prompt": "x", "options": {"stop": ["\ud800"]}}, "options.stop"),
+    ],
+)
+def test_lone_surrogates_are_rejected_naming_the_field(body, field):
+    # JSON allows "\ud800", but no UTF-8 encoder downstream (logs, upstream body) does.
+    rejects(body, field=field)
+
+
+def test_surrogate_pairs_are_ordinary_text():
+    assert parse_chat_request(parse_json_body(b'{"prompt": "\\ud83d\\ude00"}')).prompt == "\U0001f600"

@@ -50,7 +50,7 @@ def blackhole_port() -> Iterator[int]:
 @pytest.mark.parametrize(
     ("body", "status", "code", "field"),
     [
-        (b"{not json", 400, "invalid_json", None),
+        (b"{not json", 400, "invalid_json", "body"),
         (b'{"prompt": 1}', 400, "invalid_request", "prompt"),
         (b'{"messages": [{"role": "robot", "content": "x"}]}', 400, "invalid_request", "messages[0].role"),
         (b'{"prompt": "x", "options": {"temperature": 5}}', 400, "invalid_request", "options.temperature"),

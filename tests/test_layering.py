@@ -21,6 +21,11 @@ CORE = [
     "streamlog",
     "clientip",
     "logs",
+    "auth",
+    "cors",
+    "limits",
+    "injection",
+    "openapi",
 ]
 
 

@@ -1,0 +1,187 @@
+"""Limits shared by every instance, in Redis (``REDIS_URL``).
+
+Each decision is one Lua script, so it is atomic across instances: read the
+client's bucket, purge expired leases, check both stream caps, and only if
+all pass take the token and record the lease.  The script reads Redis's own
+clock (``TIME``), so instances whose clocks disagree still share one bucket.
+
+Keys (prefix ``llm-sse:``):
+
+* ``bucket:<client>`` -- a hash ``{tokens, ts}``, expiring once it would be full;
+* ``streams:<client>`` and ``streams`` -- sorted sets of stream ids scored by
+  their lease's expiry (ms).  A live stream refreshes its lease every third of
+  ``lease_seconds``; a crashed instance's streams stop being refreshed and
+  are purged by the next admission after their lease runs out.
+
+Every call is bounded by ``timeout``; any failure becomes ``SharedUnavailable``
+and ``StreamLimiter`` limits locally meanwhile.  Needs the ``redis`` extra.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from .limits import Limits, SharedUnavailable, rate_limited, server_busy, too_many_streams
+
+PREFIX = "llm-sse:"
+
+# KEYS: bucket, client's streams, all streams.
+# ARGV: tokens per ms, capacity, streams per client, streams, lease ms, stream id.
+# Returns {verdict, retry_ms}: verdict "ok", "rate", "client" or "busy".
+_ADMIT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local rate = tonumber(ARGV[1])
+local capacity = tonumber(ARGV[2])
+local per_client = tonumber(ARGV[3])
+local total = tonumber(ARGV[4])
+local lease = tonumber(ARGV[5])
+local level = capacity
+if rate > 0 then
+  local bucket = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+  if bucket[1] then
+    local elapsed = math.max(0, now - tonumber(bucket[2]))
+    level = math.min(capacity, tonumber(bucket[1]) + elapsed * rate)
+  end
+  if level < 1 then
+    return {'rate', math.ceil((1 - level) / rate)}
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+if per_client > 0 and redis.call('ZCARD', KEYS[2]) >= per_client then
+  return {'client', 0}
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+if total > 0 and redis.call('ZCARD', KEYS[3]) >= total then
+  return {'busy', 0}
+end
+if rate > 0 then
+  redis.call('HSET', KEYS[1], 'tokens', tostring(level - 1), 'ts', now)
+  redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - level + 1) / rate) + 1000)
+end
+redis.call('ZADD', KEYS[2], now + lease, ARGV[6])
+redis.call('PEXPIRE', KEYS[2], lease)
+redis.call('ZADD', KEYS[3], now + lease, ARGV[6])
+redis.call('PEXPIRE', KEYS[3], lease)
+return {'ok', 0}
+"""
+
+# KEYS: client's streams, all streams.  ARGV: lease ms, stream id.
+# Re-adds a lease that expired meanwhile (Redis was away): the stream is alive.
+_REFRESH = """
+local t = redis.call('TIME')
+local expiry = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+for i = 1, 2 do
+  redis.call('ZADD', KEYS[i], expiry, ARGV[2])
+  if redis.call('PTTL', KEYS[i]) < tonumber(ARGV[1]) then
+    redis.call('PEXPIRE', KEYS[i], ARGV[1])
+  end
+end
+return 1
+"""
+
+_RELEASE = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+"""
+
+
+class MissingRedis(RuntimeError):
+    """The ``redis`` extra is not installed."""
+
+
+def streams_key(client: str | None = None) -> str:
+    return f"{PREFIX}streams:{client}" if client is not None else f"{PREFIX}streams"
+
+
+def bucket_key(client: str) -> str:
+    return f"{PREFIX}bucket:{client}"
+
+
+class RedisBackend:
+    """A ``limits.Backend`` in Redis; see the module's docstring for the keys."""
+
+    name = "redis"
+    refreshes = True
+
+    def __init__(self, url: str, limits: Limits, *, timeout: float) -> None:
+        try:
+            from redis.asyncio import Redis
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
+        except ImportError:
+            raise MissingRedis(
+                "REDIS_URL is set but the redis package is missing: pip install 'llm-sse[redis]'"
+            ) from None
+        self.limits = limits
+        self.timeout = timeout
+        # No retries inside the client: one bounded attempt, then the local limits.
+        self._redis: Any = Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+            max_connections=64,
+        )
+        self._admit = self._redis.register_script(_ADMIT)
+        self._refresh = self._redis.register_script(_REFRESH)
+        self._release = self._redis.register_script(_RELEASE)
+        self._lease_ms = max(1, round(limits.lease_seconds * 1000))
+
+    async def admit(self, client: str, stream_id: str) -> None:
+        limits = self.limits
+        verdict, retry_ms = await self._call(
+            self._admit,
+            [bucket_key(client), streams_key(client), streams_key()],
+            [
+                repr(limits.rate_per_minute / 60_000),
+                repr(limits.capacity),
+                limits.streams_per_client,
+                limits.streams,
+                self._lease_ms,
+                stream_id,
+            ],
+        )
+        verdict = verdict.decode() if isinstance(verdict, bytes) else str(verdict)
+        if verdict == "rate":
+            raise rate_limited(limits, int(retry_ms) / 1000)
+        if verdict == "client":
+            raise too_many_streams(limits)
+        if verdict == "busy":
+            raise server_busy(limits)
+
+    async def refresh(self, client: str, stream_id: str) -> None:
+        await self._call(self._refresh, [streams_key(client), streams_key()], [self._lease_ms, stream_id])
+
+    async def release(self, client: str, stream_id: str) -> None:
+        await self._call(self._release, [streams_key(client), streams_key()], [stream_id])
+
+    async def ping(self) -> None:
+        await self._call_command("PING")
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    async def _call_command(self, *args: Any) -> Any:
+        from redis.exceptions import RedisError
+
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self._redis.execute_command(*args)
+        except TimeoutError:
+            raise SharedUnavailable(f"Redis did not answer within {self.timeout:g} s") from None
+        except (RedisError, OSError) as exc:
+            raise SharedUnavailable(f"Redis failed: {exc}") from None
+
+    async def _call(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        from redis.exceptions import RedisError
+
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await script(keys=keys, args=args)
+        except TimeoutError:
+            raise SharedUnavailable(f"Redis did not answer within {self.timeout:g} s") from None
+        except (RedisError, OSError) as exc:
+            raise SharedUnavailable(f"Redis failed: {exc}") from None
