@@ -27,6 +27,7 @@ _TRUE = {"1", "true", "yes", "on"}
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _RESERVED_HEADERS = {"authorization", "content-type", "content-length", "host", "accept", "transfer-encoding"}
 _FALSE = {"0", "false", "no", "off", ""}
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 def setting(default: Any, env: str, help: str, *, minimum: float | None = None, secret: bool = False) -> Any:
@@ -161,6 +162,52 @@ class Settings:
         "", "LLM_SSE_MODELS_ALLOWED", "comma-separated models clients may ask for (empty: any)"
     )
 
+    # -- resumable streams (README, "Resumable streams")
+    resumable: bool = setting(
+        False,
+        "LLM_SSE_RESUMABLE",
+        'make streams resumable unless a request says "resumable": false',
+    )
+    resume_grace: float = setting(
+        60.0,
+        "LLM_SSE_RESUME_GRACE",
+        "seconds a resumable stream keeps generating with no client following it; then it is cancelled",
+        minimum=0.0,
+    )
+    resume_retention: float = setting(
+        300.0,
+        "LLM_SSE_RESUME_RETENTION",
+        "seconds a resumable stream's frames are kept after it ended, for late resumes",
+        minimum=0.1,
+    )
+    resume_max_frames: int = setting(
+        10_000,
+        "LLM_SSE_RESUME_MAX_FRAMES",
+        "most frames kept per resumable stream; over it the oldest go (not meta)",
+        minimum=2,
+    )
+    resume_max_bytes: int = setting(
+        2_097_152,
+        "LLM_SSE_RESUME_MAX_BYTES",
+        "most bytes of frames kept per resumable stream; over it the oldest go (not meta)",
+        minimum=1024,
+    )
+    resume_max_streams: int = setting(
+        1000,
+        "LLM_SSE_RESUME_MAX_STREAMS",
+        "most resumable streams held in this process's memory, live or retained (503 above, when none has ended)",
+        minimum=1,
+    )
+    redis_url: str = setting(
+        "",
+        "REDIS_URL",
+        "Redis for resumable streams shared by several instances, e.g. redis://127.0.0.1:6379/0 (empty: memory)",
+        secret=True,
+    )
+    redis_url_file: str = setting(
+        "", "REDIS_URL_FILE", "file holding the Redis URL (instead of REDIS_URL, which may carry a password)"
+    )
+
     # -- network
     trusted_proxies: str = setting(
         "",
@@ -192,6 +239,9 @@ class Settings:
                 raise SettingsError(str(exc)) from None
         for name in ("openai_headers", "openrouter_headers"):
             parse_headers(getattr(self, name), setting=_describe(name))
+        if self.redis_url and not self.redis_url.startswith(REDIS_SCHEMES):
+            # The value may hold a password: name the setting, not the value.
+            raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise SettingsError(
                 f"--log-level / LLM_SSE_LOG_LEVEL must be debug, info, warning or error, got {self.log_level!r}"
@@ -315,7 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
             bool: "BOOL",
             int: "N",
             float: "SECONDS"
-            if "timeout" in f.name or f.name in ("heartbeat", "shutdown_grace", "provider_cooldown")
+            if "timeout" in f.name
+            or f.name in ("heartbeat", "shutdown_grace", "provider_cooldown", "resume_grace", "resume_retention")
             else "X",
         }.get(kind, "TEXT")
         parser.add_argument(

@@ -103,3 +103,10 @@ def test_bad_json_is_a_400_with_a_position(raw):
         parse_json_body(raw)
     assert caught.value.status == 400
     assert caught.value.code == "invalid_json"
+
+
+def test_resumable_is_a_boolean_and_absent_means_the_servers_default():
+    assert parse_chat_request({"prompt": "x"}).resumable is None
+    assert parse_chat_request({"prompt": "x", "resumable": True}).resumable is True
+    assert parse_chat_request({"prompt": "x", "resumable": False}).resumable is False
+    rejects({"prompt": "x", "resumable": "yes"}, field="resumable")

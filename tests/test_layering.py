@@ -21,6 +21,8 @@ CORE = [
     "streamlog",
     "clientip",
     "logs",
+    "framelog",
+    "resumetoken",
 ]
 
 
