@@ -44,7 +44,7 @@ deps-serve: venv
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q -e '.[local]'
 
 deps-test: venv system-deps
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q -e '.[test,test-openai,lint,local,metrics]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q -e '.[test,test-openai,lint,local,metrics,redis]'
 
 # nginx, Redis and Chromium are real parts of the test suite; install what is missing.
 # systemd-analyze checks the unit; openssl makes the TLS test's certificate and

@@ -10,6 +10,7 @@ from sse.settings import Settings
 from tests.fakes.ollama import FakeOllama
 from tests.fakes.openai import FakeOpenAI
 from tests.helpers import Service, start_service
+from tests.redisserver import RedisServer, require_redis_server
 
 
 @pytest.fixture
@@ -68,3 +69,12 @@ async def service(make_service: Callable[..., Awaitable[Service]]) -> Service:
 async def client() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+@pytest.fixture
+async def redis_server() -> AsyncIterator[RedisServer]:
+    """A real redis-server on a free loopback port, without persistence."""
+    require_redis_server()
+    server = await RedisServer().start()
+    yield server
+    await server.stop()
