@@ -73,7 +73,13 @@ class Source(Protocol):
 
 
 class LocalSource:
-    """The frame log of a generation in this process."""
+    """The frame log of a generation in this process.
+
+    Waiting costs one future per wake-up and one timer per heartbeat interval,
+    not one per frame: the timer is armed for the follower's deadline and,
+    when it fires early because frames were written meanwhile, re-armed for
+    the new one (as the relay's watchdog does).
+    """
 
     local = True
 
@@ -81,6 +87,10 @@ class LocalSource:
         self.generation = generation
         self.stream_id = generation.id
         self.log = generation.log
+        self._loop = asyncio.get_running_loop()
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._waiter: asyncio.Future[bool] | None = None
 
     def check(self, after: int) -> None:
         self.log.check(after)
@@ -92,13 +102,37 @@ class LocalSource:
         batch = self.log.read(after)
         if batch.frames or batch.terminal:
             return batch
-        await self.log.wait(after, within)
+        self._deadline = self._loop.time() + within
+        if self._timer is None:
+            self._timer = self._loop.call_at(self._deadline, self._on_timer)
+        waiter = self._waiter = self.log.waiter()
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if not waiter.done():
+                waiter.cancel()
+                self.log.forget(waiter)
         return self.log.read(after)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # not waiting now: the next wait arms a timer again
+        if self._loop.time() < self._deadline:
+            self._timer = self._loop.call_at(self._deadline, self._on_timer)
+            return
+        self.log.forget(waiter)
+        waiter.set_result(False)
 
     def attach(self) -> None:
         self.generation.attach()
 
     def detach(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self.generation.detach()
 
 

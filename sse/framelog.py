@@ -62,7 +62,7 @@ class FrameLog:
         self.bytes = 0  # of the frames kept after the head
         self.last_seq = 0
         self.finished = False
-        self._waiters: list[asyncio.Future[None]] = []
+        self._waiters: list[asyncio.Future[bool]] = []
 
     # -- writing
 
@@ -134,24 +134,45 @@ class FrameLog:
         """Wait until there is a frame after ``after`` or the log is closed; False if ``within`` s passed first."""
         if self.last_seq > after or self.finished:
             return True
-        waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
         self._waiters.append(waiter)
+        # One future and one timer per wait (``asyncio.wait_for`` would add a second future per frame).
+        timer = loop.call_later(within, _resolve, waiter, False) if within is not None else None
         try:
-            if within is None:
-                await waiter
-            else:
-                await asyncio.wait_for(waiter, within)
-        except TimeoutError:
-            return False
+            return await waiter
         finally:
+            if timer is not None:
+                timer.cancel()
             if not waiter.done():
                 waiter.cancel()
-            if waiter in self._waiters:
+            if waiter in self._waiters:  # not taken by a wake-up: timed out or cancelled
                 self._waiters.remove(waiter)
-        return True
+
+    def waiter(self) -> asyncio.Future[bool]:
+        """A future set to True by the next frame or the close; the caller may set it to False itself.
+
+        For a reader that keeps one timer of its own across many waits (a
+        follower's heartbeat) instead of one per wait.
+        """
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        if self.finished:
+            waiter.set_result(True)
+        else:
+            self._waiters.append(waiter)
+        return waiter
+
+    def forget(self, waiter: asyncio.Future[bool]) -> None:
+        """Stop tracking a waiter its owner resolved or gave up."""
+        if waiter in self._waiters:
+            self._waiters.remove(waiter)
 
     def _wake(self) -> None:
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+            _resolve(waiter, True)
+
+
+def _resolve(waiter: asyncio.Future[bool], value: bool) -> None:
+    if not waiter.done():
+        waiter.set_result(value)
