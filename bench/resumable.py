@@ -183,7 +183,10 @@ async def start_service(upstream_port: int, core: int | None) -> ServiceProcess:
 
 def ask(tokens: int, delay: float, *, resumable: bool, hold: bool = False) -> dict:
     prompt = f"tokens={tokens} delay={delay} hold={int(hold)}"
-    return {"messages": [{"role": "user", "content": prompt}], "resumable": resumable}
+    body: dict = {"messages": [{"role": "user", "content": prompt}]}
+    if resumable:  # only then: a service from before resumable streams can be measured too
+        body["resumable"] = True
+    return body
 
 
 # -- the measures
@@ -284,7 +287,9 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=20, help="streams at a time for the CPU measure")
     parser.add_argument("--rounds", type=int, default=5, help="batches of streams for the CPU measure")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each measure, off and on in turn")
+    parser.add_argument("--modes", default="off,on", help="resumable off, on, or both (off,on)")
     args = parser.parse_args()
+    modes = [mode.strip() == "on" for mode in args.modes.split(",")]
 
     cores = sorted(os.sched_getaffinity(0))
     service_core = cores[0] if len(cores) > 1 else None
@@ -293,10 +298,10 @@ async def main() -> None:
 
     upstream = LeanOllama()
     await upstream.start()
-    runs: dict[bool, list[tuple[float, float, float, float]]] = {False: [], True: []}
+    runs: dict[bool, list[tuple[float, float, float, float]]] = {mode: [] for mode in modes}
     try:
         for _ in range(args.repeat):
-            for resumable in (False, True):
+            for resumable in modes:
                 result = await measure(upstream, service_core, args, resumable)
                 runs[resumable].append(result)
                 label = "on " if resumable else "off"
