@@ -128,7 +128,8 @@ class FrameLog:
         if after < self.last_seq:
             out.extend(self._frames[after + 1 - self._base :])
         last = self.last_seq if out else after
-        return Batch(out, last, self.finished and last == self.last_seq)
+        # ``after`` may lie beyond the last frame (a client's claim): once the log is closed, nothing will come.
+        return Batch(out, last, self.finished and last >= self.last_seq)
 
     async def wait(self, after: int, within: float | None) -> bool:
         """Wait until there is a frame after ``after`` or the log is closed; False if ``within`` s passed first."""

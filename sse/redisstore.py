@@ -377,6 +377,8 @@ class RedisSource:
         if after == 0 and self.meta:
             return Batch([self.meta], 1)
         await self._refresh_if_due()
+        if self.finished_after(after):
+            return Batch([], after, terminal=True)  # ``after`` lay beyond the end: nothing will come
         block = min(within, max(self._next_refresh - self._loop.time(), 0.001))
         try:
             found = await self.streams.client.xread(
@@ -409,15 +411,17 @@ class RedisSource:
         presence_ms = int((self.streams.settings.resume_grace + 2 * PRESENCE_REFRESH_S) * 1000)
         pipe = self.streams.client.pipeline(transaction=False)
         pipe.set(seen_key(self.stream_id), self.streams.instance, px=presence_ms)
-        pipe.hget(hash_key(self.stream_id), "state")
+        pipe.hmget(hash_key(self.stream_id), ["state", "last"])
         pipe.exists(instance_key(self.owner))
         try:
-            _, state, alive = await pipe.execute()
+            _, (state, last), alive = await pipe.execute()
         except _ERRORS as exc:
             self.streams._warn("follow", exc)
             raise SourceUnavailable(f"the stream store is unavailable: {exc or type(exc).__name__}") from None
         if state is None:
             raise StreamLost("the stream is no longer kept")
+        self.ended = state == b"ended"
+        self.last = int(last or b"0")
         if state != b"ended" and not alive:
             raise StreamLost("the instance generating this stream stopped without ending it")
 

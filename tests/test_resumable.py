@@ -380,3 +380,19 @@ async def test_every_follower_is_logged_and_the_stream_once(
     # The token is in no log line.
     token = frames[0].data["resume"]["token"]
     assert all(token not in record.getMessage() + str(vars(record)) for record in caplog.records)
+
+
+async def test_a_resume_from_beyond_the_last_frame_ends_when_the_stream_does(
+    service: Service, client: aiohttp.ClientSession, fake_ollama: FakeOllama
+) -> None:
+    """A Last-Event-ID past the end used to spin the event loop once the stream had ended."""
+    gate = asyncio.Event()
+    fake_ollama.push(held_script(WORDS, (3, gate)))
+    response = await client.post(service.url + "/api/chat", json=RESUMABLE_ASK)
+    meta = (await read_until(iter_frames(response), " w2"))[0].data
+    async with client.get(service.url + meta["resume"]["url"], headers=resume_headers(meta, 999)) as beyond:
+        assert await beyond.content.readuntil(b"\n\n") == b"retry: 1000\n\n"
+        gate.set()
+        async with asyncio.timeout(10):
+            assert await read_frames(beyond) == []
+    response.close()

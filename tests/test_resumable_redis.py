@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 import aiohttp
 import pytest
 from redis.asyncio import Redis
 
+from sse.cli import drain
 from sse.providers import StartupError
 from sse.server import RESUMABLE, create_app, make_runner
 from sse.settings import Settings
@@ -200,3 +202,28 @@ async def test_an_unreachable_redis_stops_start_up_with_a_message_that_hides_the
     await runner.cleanup()  # as the command line does
     assert "cannot reach Redis at redis://127.0.0.1:" in str(failed.value)
     assert "s3cret" not in str(failed.value)
+
+
+async def test_a_draining_instance_closes_its_followers_of_another_instances_stream_which_goes_on(
+    pair: tuple[Service, Service], client: aiohttp.ClientSession, fake_ollama: FakeOllama
+) -> None:
+    one, other = pair
+    gate = asyncio.Event()
+    fake_ollama.push(held_script(WORDS, (10, gate)))
+    response = await client.post(one.url + "/api/chat", json=RESUMABLE_ASK)
+    first = await read_until(iter_frames(response), " w9")
+    meta = first[0].data
+    drop(response)
+    again = await client.get(other.url + meta["resume"]["url"], headers=resume_headers(meta, first[-1].id))
+    assert await again.content.readuntil(b"\n\n") == b"retry: 1000\n\n"
+    draining = asyncio.create_task(drain(other.runner, 0.2))
+    # Closed without a terminal frame: not the stream's end, so its client resumes elsewhere.
+    with contextlib.suppress(aiohttp.ClientPayloadError):
+        assert await read_frames(again) == []
+    again.close()
+    await asyncio.wait_for(draining, 20)
+    assert not fake_ollama.requests[-1].disconnected.is_set()
+    gate.set()
+    status, rest = await resume(client, one, meta, first[-1].id)
+    assert status == 200
+    assert text_of(first + rest) == "".join(WORDS)
