@@ -65,6 +65,8 @@ CANCEL_WAIT_S = 5.0
 RETRY_S = 1.0
 # After its stream ended, a copy that cannot reach Redis gives up after this long.
 FINAL_COPY_WITHIN_S = 30.0
+# At shutdown, how long the last copies may take.
+CLOSE_WAIT_S = 5.0
 
 _ERRORS = (RedisError, OSError, TimeoutError)
 
@@ -111,6 +113,7 @@ class RedisStreams:
         self.client: Any = None
         self._pubsub: Any = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._copies: set[asyncio.Task[Any]] = set()
         self._warned = False
 
     # -- life
@@ -138,6 +141,10 @@ class RedisStreams:
         log.info("resumable streams shared through Redis", extra={"redis": self.where, "instance": self.instance})
 
     async def close(self) -> None:
+        # Let the copies write what the ended streams' followers elsewhere still need
+        # (a shutdown's terminal frames), then stop everything.
+        if self._copies:
+            await asyncio.wait(list(self._copies), timeout=CLOSE_WAIT_S)
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -199,7 +206,9 @@ class RedisStreams:
 
     def copy(self, generation: ResumableGeneration) -> None:
         """Copy ``generation``'s frames to Redis as they come, until its terminal frame."""
-        self._spawn(self._copy(generation))
+        task = self._spawn(self._copy(generation))
+        self._copies.add(task)
+        task.add_done_callback(self._copies.discard)
 
     async def _copy(self, generation: ResumableGeneration) -> None:
         framelog = generation.log

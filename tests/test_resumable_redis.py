@@ -227,3 +227,20 @@ async def test_a_draining_instance_closes_its_followers_of_another_instances_str
     status, rest = await resume(client, one, meta, first[-1].id)
     assert status == 200
     assert text_of(first + rest) == "".join(WORDS)
+
+
+async def test_a_follower_elsewhere_gets_the_shutdown_frame_when_the_generating_instance_drains(
+    pair: tuple[Service, Service], client: aiohttp.ClientSession, fake_ollama: FakeOllama
+) -> None:
+    one, other = pair
+    fake_ollama.push(Script([*token_lines(["Partial"])[:1], Hang()]))
+    response = await client.post(one.url + "/api/chat", json=RESUMABLE_ASK)
+    frames = await read_until(iter_frames(response), "Partial")
+    meta = frames[0].data
+    drop(response)
+    async with client.get(other.url + meta["resume"]["url"], headers=resume_headers(meta, frames[-1].id)) as again:
+        assert await again.content.readuntil(b"\n\n") == b"retry: 1000\n\n"
+        await asyncio.wait_for(drain(one.runner, 0.2), 20)
+        rest = await read_frames(again)
+    assert [(f.event, f.data["code"]) for f in rest] == [("error", "shutdown")]
+    await asyncio.wait_for(fake_ollama.requests[-1].disconnected.wait(), DISCONNECT_WAIT)
