@@ -18,7 +18,7 @@ from .errors import ApiError, InvalidRequest
 
 ROLES = ("system", "user", "assistant")
 THINK_LEVELS = ("low", "medium", "high")
-TOP_LEVEL_FIELDS = ("prompt", "messages", "model", "options", "think")
+TOP_LEVEL_FIELDS = ("prompt", "messages", "model", "options", "think", "resumable")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +78,8 @@ class ChatRequest:
     model: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     think: bool | str | None = None
+    # ``None``: the server's default (``LLM_SSE_RESUMABLE``) decides.
+    resumable: bool | None = None
 
     @property
     def input_chars(self) -> int:
@@ -135,6 +137,7 @@ def parse_chat_request(body: Any, limits: RequestLimits = RequestLimits()) -> Ch
         model=_parse_model(body.get("model"), limits),
         options=_parse_options(body.get("options"), limits),
         think=_parse_think(body.get("think")),
+        resumable=_parse_resumable(body.get("resumable")),
     )
     if request.input_chars > limits.max_input_chars:
         raise ApiError(
@@ -229,6 +232,12 @@ def _parse_think(value: Any) -> bool | str | None:
     if value in THINK_LEVELS:
         return str(value)
     raise InvalidRequest(f"'think' must be true, false or one of {', '.join(THINK_LEVELS)}", field="think")
+
+
+def _parse_resumable(value: Any) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise InvalidRequest("'resumable' must be true or false", field="resumable")
 
 
 def _parse_options(value: Any, limits: RequestLimits) -> dict[str, Any]:

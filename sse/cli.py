@@ -51,6 +51,9 @@ async def serve(settings: Settings) -> int:
     except SettingsError as exc:  # e.g. an unreadable key file
         print(f"llm-sse: {exc}", file=sys.stderr)
         return 2
+    except StartupError as exc:  # e.g. an unreadable REDIS_URL_FILE
+        print(f"llm-sse: {exc}", file=sys.stderr)
+        return 1
     runner = make_runner(app, shutdown_timeout=_FINAL_FRAME_WINDOW)
     try:
         await runner.setup()

@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-ALLOWED_HEADERS = "Authorization, Content-Type"
+# X-Resume-Token and Last-Event-ID: resuming and cancelling a resumable stream.
+ALLOWED_HEADERS = "Authorization, Content-Type, X-Resume-Token, Last-Event-ID"
 # Retry-After is not a CORS-safelisted response header: without this, a page on
 # another origin could not read it from a 429 or 503.
 EXPOSED_HEADERS = "Retry-After, WWW-Authenticate"

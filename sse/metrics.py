@@ -36,6 +36,8 @@ class Metrics(Protocol):
 
     def rate_limited(self, limit: str) -> None: ...
 
+    def follower_finished(self, kind: str, outcome: str) -> None: ...
+
     def render(self) -> bytes: ...
 
 
@@ -51,6 +53,9 @@ class NoMetrics:
         pass
 
     def rate_limited(self, limit: str) -> None:
+        pass
+
+    def follower_finished(self, kind: str, outcome: str) -> None:
         pass
 
     def render(self) -> bytes:
@@ -107,6 +112,12 @@ class PrometheusMetrics:
             "llm_sse_requests_rejected", "Requests answered with an error before any stream.", ["code"], registry=r
         )
         self.limited = Counter("llm_sse_rate_limited", "Requests refused by a limit.", ["limit"], registry=r)
+        self.followers = Counter(
+            "llm_sse_followers",
+            "Connections that read a resumable stream (post: the one that started it; resume: a GET), by outcome.",
+            ["kind", "outcome"],
+            registry=r,
+        )
 
     def stream_finished(self, record: StreamRecord) -> None:
         provider = record.provider or "none"
@@ -137,6 +148,9 @@ class PrometheusMetrics:
 
     def rate_limited(self, limit: str) -> None:
         self.limited.labels(limit).inc()
+
+    def follower_finished(self, kind: str, outcome: str) -> None:
+        self.followers.labels(kind, outcome).inc()
 
     def render(self) -> bytes:
         from prometheus_client import generate_latest

@@ -27,6 +27,7 @@ from .auth import ApiKeys, BadKey, check_key, parse_key_file
 from .cors import CorsPolicy
 from .errors import ApiError
 from .limits import Backend, MemoryBackend, StreamLimiter
+from .providers import read_api_key
 from .settings import Settings, SettingsError, split_list
 
 log = logging.getLogger("llm_sse.protect")
@@ -39,7 +40,13 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Paths that stay open when keys are required: health checks, the page, the API's description.
 PROTECTED_PREFIX = "/api/"
-PREFLIGHT_METHODS = {"/api/chat": ("POST", "OPTIONS"), "/api/models": ("GET", "OPTIONS")}
+# By route (its canonical path): what a cross-origin page may do there.
+PREFLIGHT_METHODS = {
+    "/api/chat": ("POST", "OPTIONS"),
+    "/api/models": ("GET", "OPTIONS"),
+    "/api/streams/{id}": ("GET", "OPTIONS"),
+    "/api/streams/{id}/cancel": ("POST", "OPTIONS"),
+}
 
 
 def load_api_keys(settings: Settings) -> ApiKeys:
@@ -105,7 +112,8 @@ async def add_cors_headers(request: web.Request, response: web.StreamResponse) -
 
 async def preflight(request: web.Request) -> web.Response:
     """``OPTIONS`` on an API route: the CORS preflight, or a plain ``Allow`` answer."""
-    methods = PREFLIGHT_METHODS[request.path]
+    resource = request.match_info.route.resource
+    methods = PREFLIGHT_METHODS[resource.canonical if resource is not None else request.path]
     origin = request.headers.get("Origin")
     if origin is None:
         return web.Response(status=204, headers={"Allow": ", ".join(methods)})
@@ -122,11 +130,12 @@ async def preflight(request: web.Request) -> web.Response:
 def build_limiter(settings: Settings) -> StreamLimiter:
     limits = settings.limits
     shared: Backend | None = None
-    if settings.redis_url and limits.enabled:
+    redis_url = read_api_key(settings.redis_url, settings.redis_url_file, "REDIS_URL")
+    if redis_url and limits.enabled:
         from .redis_limits import MissingRedis, RedisBackend
 
         try:
-            shared = RedisBackend(settings.redis_url, limits, timeout=settings.redis_timeout)
+            shared = RedisBackend(redis_url, limits, timeout=settings.redis_timeout)
         except MissingRedis as exc:
             raise SettingsError(str(exc)) from None
     return StreamLimiter(limits, MemoryBackend(limits), shared)

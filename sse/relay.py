@@ -1,7 +1,12 @@
 """A stream's life: from a validated request to exactly one terminal frame.
 
-Shape (see ARCHITECTURE.md): the request handler is the coordinator.  It
-starts two sibling tasks and waits for the first to end:
+``Generation`` is what every stream does, whoever reads it: providers in
+order with fallback, events to numbered frames, the record.  ``ChatStream``
+is the ordinary (not resumable) stream, writing those frames straight to the
+client; ``sse.resumable`` writes them to a frame log instead.
+
+Shape of a ``ChatStream`` (see ARCHITECTURE.md): the request handler is the
+coordinator.  It starts two sibling tasks and waits for the first to end:
 
 * the **pump** tries the providers in order until one yields a first event,
   then writes ``meta`` and every ``token``/``thinking`` frame as events arrive,
@@ -33,7 +38,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -73,26 +78,48 @@ def new_stream_id() -> str:
     return secrets.token_urlsafe(16)
 
 
+class Endable(Protocol):
+    """Something the registry can end at shutdown."""
+
+    def end(self, error: ApiError) -> object: ...
+
+
 class StreamRegistry:
-    """The streams alive in this process, for graceful shutdown and health."""
+    """What is alive in this process, for graceful shutdown and health.
+
+    ``streams`` are generations (a ``ChatStream``, or a resumable stream's
+    generation); ``followers`` are connections reading a resumable stream.
+    """
 
     def __init__(self) -> None:
-        self.streams: set[ChatStream] = set()
+        self.streams: set[Endable] = set()
+        self.followers: set[Endable] = set()
         self.draining = False
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def add(self, stream: ChatStream) -> None:
+    def add(self, stream: Endable) -> None:
         self.streams.add(stream)
         self._idle.clear()
 
-    def remove(self, stream: ChatStream) -> None:
+    def remove(self, stream: Endable) -> None:
         self.streams.discard(stream)
-        if not self.streams:
+        self._check_idle()
+
+    def add_follower(self, follower: Endable) -> None:
+        self.followers.add(follower)
+        self._idle.clear()
+
+    def remove_follower(self, follower: Endable) -> None:
+        self.followers.discard(follower)
+        self._check_idle()
+
+    def _check_idle(self) -> None:
+        if not self.streams and not self.followers:
             self._idle.set()
 
     async def wait_idle(self, within: float) -> bool:
-        """Wait until no stream is open; False if ``within`` seconds passed first."""
+        """Wait until no stream or follower is open; False if ``within`` seconds passed first."""
         try:
             async with asyncio.timeout(within):
                 await self._idle.wait()
@@ -103,75 +130,41 @@ class StreamRegistry:
     def end_all(self, error: ApiError) -> None:
         for stream in list(self.streams):
             stream.end(error)
+        for follower in list(self.followers):
+            follower.end(error)
 
 
-class ChatStream:
-    """One ``POST /api/chat`` answered as an event stream."""
+class Generation:
+    """What every stream does, whoever reads it.
+
+    Providers are tried in order (with fallback and the first-token timeout)
+    until one yields a first event; then each event becomes a numbered frame,
+    handed to ``_send``.  A subclass decides where frames go: ``ChatStream``
+    writes them to the client's response, ``resumable.ResumableGeneration``
+    appends them to a frame log that followers replay.  The record (one log
+    line per stream) and the ``done`` frame's data are built here too, so both
+    paths report the same way.
+    """
 
     def __init__(
         self,
-        request: web.Request,
         chat: ChatRequest,
         router: ProviderRouter[Provider],
         settings: Settings,
         record: StreamRecord,
-        *,
-        registry: StreamRegistry,
-        observers: list[StreamObserver],
     ) -> None:
-        self.request = request
         self.chat = chat
         self.router = router
         self.settings = settings
         self.record = record
-        self.registry = registry
-        self.observers = observers
-        self.response = web.StreamResponse(headers=SSE_HEADERS)
         self._loop = asyncio.get_running_loop()
         self._seq = 0
-        self._committed = False
-        self._commit_lock = asyncio.Lock()
         self._meta_sent = False
         self._streaming = False  # True once a provider has produced its first event
-        # Set with ``_streaming``: the watchdog, asleep until its next heartbeat
-        # while there was no idle deadline yet, must wake to start one.
+        # Set with ``_streaming``: a watchdog asleep while there was no idle
+        # deadline yet must wake to start one.
         self._streaming_started = asyncio.Event()
-        self.last_write = self._loop.time()
-        self.last_upstream = self.last_write
-        self._pump_task: asyncio.Task[Done] | None = None
-        self._forced: ApiError | None = None
-        # Set when we abort the client's connection ourselves, because the abort
-        # makes aiohttp cancel this handler before the cause reaches ``run``.
-        self._aborted_for: SendTimeout | None = None
-
-    # -- public
-
-    def end(self, error: ApiError) -> None:
-        """End the stream from outside (shutdown) with ``error`` as its terminal frame."""
-        if self._forced is None and self._pump_task is not None and not self._pump_task.done():
-            self._forced = error
-            self._pump_task.cancel()
-
-    async def run(self) -> web.StreamResponse:
-        self.registry.add(self)
-        pump = self._pump_task = asyncio.create_task(self._pump())
-        watchdog = asyncio.create_task(self._watchdog())
-        outcome, message = "cancelled", None
-        try:
-            await asyncio.wait((pump, watchdog), return_when=asyncio.FIRST_COMPLETED)
-            result = self._result(pump, watchdog)
-            await _stop(pump, watchdog)
-            outcome, message = await self._finish(result)
-            if isinstance(result, ApiError) and not self._committed:
-                return web.json_response(result.body(), status=result.status, headers=result.headers())
-            return self.response
-        except asyncio.CancelledError:
-            outcome, message = self._outcome_of(self._aborted_for or ClientGone())
-            raise
-        finally:
-            await _stop(pump, watchdog)
-            self.registry.remove(self)
-            finish(self.record, outcome, self.observers, message)
+        self.last_upstream = self._loop.time()
 
     # -- the pump: providers in order, then every event
 
@@ -267,6 +260,111 @@ class ChatStream:
                 )
             event = None
 
+    # -- where frames go (subclasses)
+
+    async def _commit(self) -> None:
+        """Make the stream's start final before its first frame (``ChatStream``: the HTTP status)."""
+
+    async def _send(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    async def _send_meta(self) -> None:
+        if self._meta_sent:
+            return
+        self._meta_sent = True
+        await self._commit()
+        self._seq += 1
+        await self._send(frames.encode("meta", self._meta_data(), id=self._seq))
+
+    def _meta_data(self) -> dict[str, Any]:
+        data = {"id": self.record.id, "model": self.record.model, "provider": self.record.provider}
+        data.update(self._meta_extra())
+        return data
+
+    def _meta_extra(self) -> dict[str, Any]:
+        """Fields other parts of the service add to ``meta`` (e.g. flags)."""
+        extra = self.record.extra.get("meta")
+        return extra if isinstance(extra, dict) else {}
+
+    def _done_data(self, done: Done) -> dict[str, Any]:
+        record = self.record
+        now = time.monotonic()
+        completion = done.usage.completion_tokens
+        if completion is None:
+            completion = record.tokens + record.thinking_tokens
+        generation_s = done.generation_s
+        if generation_s is None and record.first_token_at is not None:
+            generation_s = now - record.first_token_at
+        tokens_per_s = round(completion / generation_s, 1) if generation_s else None
+        return {
+            "finish_reason": done.finish_reason,
+            "usage": {"prompt_tokens": done.usage.prompt_tokens, "completion_tokens": completion},
+            "timing": {
+                "ttft_ms": record.ttft_ms,
+                "total_ms": round((now - record.started) * 1000, 1),
+                "tokens_per_s": tokens_per_s,
+            },
+            "skipped_lines": record.skipped_lines,
+        }
+
+
+class ChatStream(Generation):
+    """One ``POST /api/chat`` answered as an event stream, frames written to the client."""
+
+    def __init__(
+        self,
+        request: web.Request,
+        chat: ChatRequest,
+        router: ProviderRouter[Provider],
+        settings: Settings,
+        record: StreamRecord,
+        *,
+        registry: StreamRegistry,
+        observers: list[StreamObserver],
+    ) -> None:
+        super().__init__(chat, router, settings, record)
+        self.request = request
+        self.registry = registry
+        self.observers = observers
+        self.response = web.StreamResponse(headers=SSE_HEADERS)
+        self._committed = False
+        self._commit_lock = asyncio.Lock()
+        self.last_write = self._loop.time()
+        self._pump_task: asyncio.Task[Done] | None = None
+        self._forced: ApiError | None = None
+        # Set when we abort the client's connection ourselves, because the abort
+        # makes aiohttp cancel this handler before the cause reaches ``run``.
+        self._aborted_for: SendTimeout | None = None
+
+    # -- public
+
+    def end(self, error: ApiError) -> None:
+        """End the stream from outside (shutdown) with ``error`` as its terminal frame."""
+        if self._forced is None and self._pump_task is not None and not self._pump_task.done():
+            self._forced = error
+            self._pump_task.cancel()
+
+    async def run(self) -> web.StreamResponse:
+        self.registry.add(self)
+        pump = self._pump_task = asyncio.create_task(self._pump())
+        watchdog = asyncio.create_task(self._watchdog())
+        outcome, message = "cancelled", None
+        try:
+            await asyncio.wait((pump, watchdog), return_when=asyncio.FIRST_COMPLETED)
+            result = self._result(pump, watchdog)
+            await _stop(pump, watchdog)
+            outcome, message = await self._finish(result)
+            if isinstance(result, ApiError) and not self._committed:
+                return web.json_response(result.body(), status=result.status, headers=result.headers())
+            return self.response
+        except asyncio.CancelledError:
+            outcome, message = self._outcome_of(self._aborted_for or ClientGone())
+            raise
+        finally:
+            await _stop(pump, watchdog)
+            self.registry.remove(self)
+            finish(self.record, outcome, self.observers, message)
+
     # -- the watchdog: heartbeats and the idle timeout
 
     async def _watchdog(self) -> ApiError:
@@ -301,21 +399,6 @@ class ChatStream:
             if not self._committed:
                 await self.response.prepare(self.request)
                 self._committed = True
-
-    async def _send_meta(self) -> None:
-        if self._meta_sent:
-            return
-        self._meta_sent = True
-        await self._commit()
-        self._seq += 1
-        data = {"id": self.record.id, "model": self.record.model, "provider": self.record.provider}
-        data.update(self._meta_extra())
-        await self._send(frames.encode("meta", data, id=self._seq))
-
-    def _meta_extra(self) -> dict[str, Any]:
-        """Fields other parts of the service add to ``meta`` (e.g. flags)."""
-        extra = self.record.extra.get("meta")
-        return extra if isinstance(extra, dict) else {}
 
     async def _send(self, data: bytes) -> None:
         transport = self.request.transport
@@ -382,27 +465,6 @@ class ChatStream:
         if isinstance(gone, SendTimeout):
             return "send_timeout", f"the client read nothing for {self.settings.send_timeout:g} s"
         return "cancelled", None
-
-    def _done_data(self, done: Done) -> dict[str, Any]:
-        record = self.record
-        now = time.monotonic()
-        completion = done.usage.completion_tokens
-        if completion is None:
-            completion = record.tokens + record.thinking_tokens
-        generation_s = done.generation_s
-        if generation_s is None and record.first_token_at is not None:
-            generation_s = now - record.first_token_at
-        tokens_per_s = round(completion / generation_s, 1) if generation_s else None
-        return {
-            "finish_reason": done.finish_reason,
-            "usage": {"prompt_tokens": done.usage.prompt_tokens, "completion_tokens": completion},
-            "timing": {
-                "ttft_ms": record.ttft_ms,
-                "total_ms": round((now - record.started) * 1000, 1),
-                "tokens_per_s": tokens_per_s,
-            },
-            "skipped_lines": record.skipped_lines,
-        }
 
 
 async def _stop(*tasks: asyncio.Task[Any]) -> None:

@@ -2,7 +2,11 @@
 
 Routes:
 
-* ``POST /api/chat`` -- a chat answered as an event stream (``sse.relay``);
+* ``POST /api/chat`` -- a chat answered as an event stream (``sse.relay``; a
+  resumable one through ``sse.resumable`` and ``sse.follower``);
+* ``GET /api/streams/{id}`` -- a resumable stream replayed after
+  ``Last-Event-ID`` (or ``?after=N``), then followed live;
+* ``POST /api/streams/{id}/cancel`` -- stop a resumable stream's generation;
 * ``GET /api/models`` -- the models of every configured provider;
 * ``OPTIONS /api/chat`` / ``OPTIONS /api/models`` -- CORS preflights;
 * ``GET /healthz`` / ``GET /readyz`` -- liveness and readiness;
@@ -24,7 +28,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import re
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +42,8 @@ from .chat import ChatRequest, parse_chat_request, parse_json_body
 from .clientip import client_address, parse_networks
 from .cors import CorsPolicy
 from .errors import ApiError
+from .follower import Follower, LocalSource, SourceUnavailable
+from .framelog import FramesExpired
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics, create_metrics
 from .protect import (
@@ -53,6 +61,8 @@ from .protect import (
 )
 from .providers import Provider, select_providers
 from .relay import ChatStream, StreamRegistry, new_stream_id
+from .resumable import StreamCancelled
+from .resumestore import ResumableStreams, StreamNotFound
 from .routing import ProviderRouter
 from .settings import Settings, split_list
 from .streamlog import StreamObserver, StreamRecord
@@ -67,6 +77,11 @@ OBSERVERS = web.AppKey[list[StreamObserver]]("observers")
 SELECTION = web.AppKey("selection", str)
 PROXIES = web.AppKey("proxies", tuple)
 METRICS = web.AppKey[Metrics]("metrics")
+RESUMABLE = web.AppKey("resumable", ResumableStreams)
+
+# Stream ids are ``relay.new_stream_id``: 22 URL-safe base64 characters.
+_STREAM_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_MAX_EVENT_ID_DIGITS = 18
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -124,19 +139,27 @@ def create_app(settings: Settings, providers: list[Provider] | None = None) -> w
     app[API_KEYS] = api_keys
     app[CORS] = CorsPolicy(split_list(settings.cors_origins))
     app[LIMITER] = build_limiter(settings)
+    app[RESUMABLE] = ResumableStreams(settings, registry, observers)
     if providers is not None:
         app[PROVIDERS] = providers
         app[SELECTION] = "given by the caller"
+    # Redis first: if it cannot be reached, no provider has been started (and left open).
+    app.on_startup.append(_start_resumable)
     app.on_startup.append(_start_providers)
     app.on_startup.append(start_limiter)
+    app.on_cleanup.append(_close_resumable)
     app.on_cleanup.append(_close_providers)
     app.on_cleanup.append(close_limiter)
     app.on_response_prepare.append(add_cors_headers)
     routes: list[tuple[str, str, Handler]] = [
         ("POST", "/api/chat", chat),
         ("GET", "/api/models", models),
+        ("GET", "/api/streams/{id}", stream_resume),
+        ("POST", "/api/streams/{id}/cancel", stream_cancel),
         ("OPTIONS", "/api/chat", preflight),
         ("OPTIONS", "/api/models", preflight),
+        ("OPTIONS", "/api/streams/{id}", preflight),
+        ("OPTIONS", "/api/streams/{id}/cancel", preflight),
         ("GET", "/healthz", healthz),
         ("GET", "/readyz", readyz),
         ("GET", "/metrics", metrics),
@@ -168,6 +191,14 @@ async def _start_providers(app: web.Application) -> None:
         "providers ready",
         extra={"providers": [p.name for p in app[PROVIDERS]], "why": app[SELECTION]},
     )
+
+
+async def _start_resumable(app: web.Application) -> None:
+    await app[RESUMABLE].start()
+
+
+async def _close_resumable(app: web.Application) -> None:
+    await app[RESUMABLE].close()
 
 
 async def _close_providers(app: web.Application) -> None:
@@ -305,6 +336,14 @@ async def chat(request: web.Request) -> web.StreamResponse:
     if flags:
         record.extra["meta"] = {"flags": list(flags)}
         record.extra["flags"] = list(flags)
+    # Limits count per key when one is given (several people behind one NAT
+    # each with a key), else per address.  The slot is held for the stream's
+    # whole life -- a resumable stream's generation, not its first connection --
+    # and released however it ends.
+    identity = f"key:{key_id}" if key_id is not None else f"ip:{client}"
+    resumable = chat_request.resumable if chat_request.resumable is not None else settings.resumable
+    if resumable:
+        return await _resumable_chat(request, chat_request, record, identity)
     stream = ChatStream(
         request,
         chat_request,
@@ -314,10 +353,6 @@ async def chat(request: web.Request) -> web.StreamResponse:
         registry=registry,
         observers=app[OBSERVERS],
     )
-    # Limits count per key when one is given (several people behind one NAT
-    # each with a key), else per address.  The slot is held for the stream's
-    # whole life and released however it ends.
-    identity = f"key:{key_id}" if key_id is not None else f"ip:{client}"
     async with app[LIMITER].stream(identity, record.id):
         return await stream.run()
 
@@ -338,6 +373,120 @@ def _inspect_prompt(chat_request: ChatRequest, mode: str) -> tuple[str, ...]:
         error.log_fields["flags"] = list(finding.flags)
         raise error
     return finding.flags
+
+
+async def _resumable_chat(
+    request: web.Request, chat_request: ChatRequest, record: StreamRecord, identity: str
+) -> web.StreamResponse:
+    """Start a generation that outlives this connection, and follow it from its first frame."""
+    app = request.app
+    streams = app[RESUMABLE]
+    slot = AsyncExitStack()
+    await slot.enter_async_context(app[LIMITER].stream(identity, record.id))  # a refusal creates nothing
+    try:
+        generation, token = streams.create(chat_request, app[ROUTER], record)
+    except BaseException:
+        await slot.aclose()
+        raise
+    generation.hold_until_end(slot.aclose)
+    follower = Follower(
+        request,
+        LocalSource(generation),
+        0,
+        app[SETTINGS],
+        app[REGISTRY],
+        kind="post",
+        client=record.client,
+        creator_meta=lambda: generation.creator_meta(token),
+        early_error=lambda: generation.early_error,
+        # Before ``meta`` the client has no token and can never resume: stop at once, as for any stream.
+        left_early=lambda: generation.end(StreamCancelled("the client left before the stream started")),
+        on_finish=app[METRICS].follower_finished,
+        before_meta=lambda: streams.stored(generation),
+    )
+    generation.start()
+    return await follower.run()
+
+
+async def stream_resume(request: web.Request) -> web.StreamResponse:
+    """Replay a resumable stream after the client's last frame, then follow it live (EventSource-compatible)."""
+    app = request.app
+    if app[REGISTRY].draining:
+        raise ApiError(
+            "the server is restarting; try again in a moment", status=503, code="shutting_down", retry_after=1
+        )
+    stream_id = _stream_id(request)
+    token = _resume_token(request)
+    after = _after(request)
+    source = await _store_call(app[RESUMABLE].open(stream_id, token))
+    try:
+        source.check(after)
+    except FramesExpired as expired:
+        raise ApiError(str(expired), status=410, code="frames_expired") from None
+    if source.finished_after(after):
+        # Nothing follows: a 204 is what stops an EventSource from reconnecting.
+        return web.Response(status=204, headers={"Cache-Control": "no-cache"})
+    follower = Follower(
+        request,
+        source,
+        after,
+        app[SETTINGS],
+        app[REGISTRY],
+        kind="resume",
+        client=client_of(request),
+        on_finish=app[METRICS].follower_finished,
+    )
+    return await follower.run()
+
+
+async def stream_cancel(request: web.Request) -> web.Response:
+    """Stop a resumable stream's generation now; its followers get an ``error`` frame ``cancelled``."""
+    stream_id = _stream_id(request)
+    token = _resume_token(request)
+    status, state = await _store_call(request.app[RESUMABLE].cancel(stream_id, token))
+    return web.json_response({"id": stream_id, "status": state}, status=status)
+
+
+async def _store_call(call: Awaitable[Any]) -> Any:
+    try:
+        return await call
+    except SourceUnavailable as exc:
+        raise ApiError(str(exc), status=503, code="resume_unavailable", retry_after=1) from None
+
+
+def _stream_id(request: web.Request) -> str:
+    stream_id = request.match_info["id"]
+    if not _STREAM_ID.fullmatch(stream_id):
+        raise StreamNotFound()
+    return stream_id
+
+
+def _resume_token(request: web.Request) -> str:
+    """The stream's token: ``X-Resume-Token``, or ``?token=`` for an EventSource (which cannot set headers)."""
+    token = request.headers.get("X-Resume-Token") or request.query.get("token")
+    if not token:
+        raise ApiError(
+            "this stream needs its resume token (from its meta frame): X-Resume-Token header or ?token=",
+            status=401,
+            code="resume_token_required",
+        )
+    return token
+
+
+def _after(request: web.Request) -> int:
+    """The last frame the client has: ``Last-Event-ID`` (what a reconnecting EventSource sends), else ``?after=``."""
+    name, raw = "Last-Event-ID", request.headers.get("Last-Event-ID")
+    if raw is None or not raw.strip():
+        name, raw = "after", request.query.get("after", "0")
+    raw = raw.strip()
+    if not raw.isascii() or not raw.isdigit() or len(raw) > _MAX_EVENT_ID_DIGITS:
+        raise ApiError(
+            f"{name} must be a frame id (a whole number), got {raw[:40]!r}",
+            status=400,
+            code="invalid_request",
+            field=name,
+        )
+    return int(raw)
 
 
 async def models(request: web.Request) -> web.Response:

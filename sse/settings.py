@@ -18,7 +18,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
-from urllib.parse import urlsplit
 
 from .auth import BadKey, check_key
 from .chat import RequestLimits
@@ -28,6 +27,7 @@ from .injection import MODES
 from .limits import Limits
 from .routing import ModelMap
 
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 _TRUE = {"1", "true", "yes", "on"}
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _RESERVED_HEADERS = {"authorization", "content-type", "content-length", "host", "accept", "transfer-encoding"}
@@ -41,18 +41,17 @@ def setting(
     *,
     minimum: float | None = None,
     secret: bool = False,
-    sensitive: bool = False,
 ) -> Any:
     """Declare one setting (a dataclass field carrying its env name and help).
 
-    A ``secret`` (an API key) is read from the environment only, never from a
-    flag (flags show in ``ps`` and shell history).  Secrets and ``sensitive``
-    settings (a URL that may carry a password) are left out of the settings'
-    ``repr``, so they cannot reach a log line by accident.
+    A ``secret`` (an API key, a URL that may carry a password) is read from the
+    environment only, never from a flag (flags show in ``ps`` and shell
+    history), and is left out of the settings' ``repr`` so it cannot reach a
+    log line by accident.
     """
     return field(
         default=default,
-        repr=not (secret or sensitive),
+        repr=not secret,
         metadata={"env": env, "help": help, "minimum": minimum, "secret": secret},
     )
 
@@ -204,9 +203,12 @@ class Settings:
     redis_url: str = setting(
         "",
         "REDIS_URL",
-        "Redis (redis://host:6379/0) holding the limits shared by every instance; empty: each process counts alone "
-        "(a password in it would show in the process list as a flag: prefer the environment)",
-        sensitive=True,
+        "Redis shared by every instance, e.g. redis://127.0.0.1:6379/0: the rate and stream limits, and "
+        "resumable streams (empty: each process keeps its own in memory)",
+        secret=True,
+    )
+    redis_url_file: str = setting(
+        "", "REDIS_URL_FILE", "file holding the Redis URL (instead of REDIS_URL, which may carry a password)"
     )
     redis_timeout: float = setting(
         0.5,
@@ -232,6 +234,42 @@ class Settings:
         "prompt-injection detector: off, flag (named in 'meta' and the log line) or block (400 prompt_rejected)",
     )
 
+    # -- resumable streams (README, "Resumable streams")
+    resumable: bool = setting(
+        False,
+        "LLM_SSE_RESUMABLE",
+        'make streams resumable unless a request says "resumable": false',
+    )
+    resume_grace: float = setting(
+        60.0,
+        "LLM_SSE_RESUME_GRACE",
+        "seconds a resumable stream keeps generating with no client following it; then it is cancelled",
+        minimum=0.0,
+    )
+    resume_retention: float = setting(
+        300.0,
+        "LLM_SSE_RESUME_RETENTION",
+        "seconds a resumable stream's frames are kept after it ended, for late resumes",
+        minimum=0.1,
+    )
+    resume_max_frames: int = setting(
+        10_000,
+        "LLM_SSE_RESUME_MAX_FRAMES",
+        "most frames kept per resumable stream; over it the oldest go (not meta)",
+        minimum=2,
+    )
+    resume_max_bytes: int = setting(
+        2_097_152,
+        "LLM_SSE_RESUME_MAX_BYTES",
+        "most bytes of frames kept per resumable stream; over it the oldest go (not meta)",
+        minimum=1024,
+    )
+    resume_max_streams: int = setting(
+        1000,
+        "LLM_SSE_RESUME_MAX_STREAMS",
+        "most resumable streams held in this process's memory, live or retained (503 above, when none has ended)",
+        minimum=1,
+    )
     # -- network
     trusted_proxies: str = setting(
         "",
@@ -276,9 +314,9 @@ class Settings:
             CorsPolicy(split_list(self.cors_origins))
         except ValueError as exc:
             raise SettingsError(f"--cors-origins / LLM_SSE_CORS_ORIGINS: {exc}") from None
-        if self.redis_url and urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
+        if self.redis_url and not self.redis_url.startswith(REDIS_SCHEMES):
             # The URL may hold a password: say what is wrong without echoing it.
-            raise SettingsError("--redis-url / REDIS_URL must start with redis://, rediss:// or unix://")
+            raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
         for key in split_list(self.api_keys):
             try:
                 check_key(key, "--api-keys / LLM_SSE_API_KEYS")
@@ -413,7 +451,9 @@ def build_parser() -> argparse.ArgumentParser:
             bool: "BOOL",
             int: "N",
             float: "SECONDS"
-            if "timeout" in f.name or f.name in ("heartbeat", "shutdown_grace", "provider_cooldown", "stream_lease")
+            if "timeout" in f.name
+            or f.name
+            in ("heartbeat", "shutdown_grace", "provider_cooldown", "stream_lease", "resume_grace", "resume_retention")
             else "X",
         }.get(kind, "TEXT")
         parser.add_argument(

@@ -4,12 +4,17 @@
 // history as `messages`.  An exchange joins the history once it has an
 // answer (finished, stopped or cut off with some text); one that failed
 // before any text stays on screen with its error but is not sent again.
+//
+// Answers are resumable: if the connection breaks off mid-answer, sse.js
+// picks the stream up again (the answer shows "Reconnecting…" meanwhile), and
+// Stop cancels the stream on the server before it drops the connection.
 
 import { MarkdownView } from "./markdown.js";
-import { chat } from "./sse.js";
+import { cancelStream, chat } from "./sse.js";
 import { describeDone, describeError } from "./wording.js";
 
 const MODEL_KEY = "llm-sse.model";
+const CHAT_URL = "api/chat";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -74,9 +79,11 @@ class Exchange {
     this.article = answer;
     this.nodes = [user, answer];
     this.frame = 0;
+    this.meta = null;
   }
 
   onMeta(meta) {
+    this.meta = meta;
     if (meta?.model) {
       this.modelLine.textContent = meta.model;
       this.modelLine.hidden = false;
@@ -96,6 +103,20 @@ class Exchange {
     if (!this.frame) this.frame = requestAnimationFrame(() => this.render());
   }
 
+  reconnecting() {
+    keepScrolled(() => {
+      this.article.classList.add("reconnecting");
+      this.status.textContent = "Reconnecting…";
+      this.status.hidden = false;
+    });
+  }
+
+  reconnected() {
+    this.article.classList.remove("reconnecting");
+    if (this.text) this.status.hidden = true;
+    else this.status.textContent = "Waiting for the model…";
+  }
+
   render() {
     if (this.frame) cancelAnimationFrame(this.frame);
     this.frame = 0;
@@ -104,6 +125,7 @@ class Exchange {
 
   end() {
     this.finished = true;
+    this.article.classList.remove("reconnecting");
     this.render();
     this.article.setAttribute("aria-busy", "false");
     if (this.thinkingLabel.textContent === "Thinking…") this.thinkingLabel.textContent = "Thoughts";
@@ -166,15 +188,17 @@ async function send(question) {
   ui.empty.hidden = true;
 
   const messages = [...history, { role: "user", content: question }];
-  const body = { messages };
+  const body = { messages, resumable: true };
   if (ui.model.value) body.model = ui.model.value;
   try {
     const result = await chat(body, {
-      url: "api/chat",
+      url: CHAT_URL,
       signal: exchange.controller.signal,
       onMeta: (meta) => exchange.onMeta(meta),
       onThinking: (text) => exchange.onThinking(text),
       onToken: (text) => exchange.onToken(text),
+      onReconnecting: () => exchange.reconnecting(),
+      onReconnected: () => exchange.reconnected(),
     });
     if (exchange.finished) return;
     exchange.done(result);
@@ -211,6 +235,9 @@ function remember(exchange) {
 function stop() {
   const exchange = active;
   if (!exchange) return;
+  // A resumable stream outlives its connection: cancel it on the server first
+  // (the model stops at once), then drop the connection. Not awaited: Stop is instant.
+  if (exchange.meta?.resume?.token) cancelStream(exchange.meta, { url: CHAT_URL }).catch(() => {});
   exchange.controller.abort();
   exchange.stopped();
   remember(exchange);

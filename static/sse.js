@@ -12,6 +12,7 @@
 //
 //   for await (const event of readEvents(response.body, { signal })) { ... }
 //   const result = await chat({ messages }, { signal, onToken, onThinking });
+//   const result = await chat({ messages, resumable: true }, { signal, onToken, onReconnecting });
 
 /** A line or an event's data grew past the parser's limit. */
 export class EventTooLargeError extends Error {
@@ -319,7 +320,29 @@ function isAbort(error, signal) {
  * with the signal's reason (an `AbortError`), so Stop is never mistaken for
  * a failure.
  */
-export async function readChat(response, { signal, onMeta, onToken, onThinking, maxSize } = {}) {
+export async function readChat(response, options = {}) {
+  const state = newState();
+  await readInto(response, state, options);
+  return resultOf(state);
+}
+
+function newState() {
+  return { meta: null, text: "", thinking: "", done: null, lastId: 0 };
+}
+
+function resultOf(state) {
+  return { meta: state.meta, text: state.text, thinking: state.thinking, done: state.done };
+}
+
+/**
+ * Read frames of `response` into `state` until `done` (then return) or a failure (then throw).
+ *
+ * `state.lastId` is the id of the last frame taken; a `meta`, `token` or
+ * `thinking` frame whose id is not above it is one we already have (a resume
+ * replays from the id it asked for, so this is only a second safety) and is
+ * skipped, so no text is ever shown twice.
+ */
+async function readInto(response, state, { signal, onMeta, onToken, onThinking, maxSize } = {}) {
   if (!response.ok) throw await errorFromResponse(response);
   const type = response.headers.get("Content-Type") ?? "";
   if (!type.toLowerCase().startsWith("text/event-stream")) {
@@ -330,9 +353,11 @@ export async function readChat(response, { signal, onMeta, onToken, onThinking, 
       status: response.status,
     });
   }
-  const result = { meta: null, text: "", thinking: "", done: null };
   try {
     for await (const event of readEvents(response.body, { signal, maxSize })) {
+      const id = /^[0-9]+$/.test(event.id) ? Number.parseInt(event.id, 10) : null;
+      const content = event.type === "token" || event.type === "thinking" || event.type === "meta";
+      if (content && id !== null && id <= state.lastId) continue;
       let data;
       try {
         data = JSON.parse(event.data);
@@ -341,22 +366,23 @@ export async function readChat(response, { signal, onMeta, onToken, onThinking, 
       }
       if (data === null || typeof data !== "object") data = {};
       const text = typeof data.text === "string" ? data.text : "";
+      if (id !== null && id > state.lastId) state.lastId = id;
       switch (event.type) {
         case "token":
-          result.text += text;
+          state.text += text;
           onToken?.(text);
           break;
         case "thinking":
-          result.thinking += text;
+          state.thinking += text;
           onThinking?.(text);
           break;
         case "meta":
-          result.meta = data;
+          state.meta = data;
           onMeta?.(data);
           break;
         case "done":
-          result.done = data;
-          return result; // leaving the loop closes the connection
+          state.done = data;
+          return; // leaving the loop closes the connection
         case "error":
           throw new ChatError({
             code: typeof data.code === "string" ? data.code : "upstream_error",
@@ -394,6 +420,15 @@ export async function readChat(response, { signal, onMeta, onToken, onThinking, 
  * `{prompt, ...}`).  Options: `url` (default `/api/chat`, resolved against
  * the page), `fetch` (default the global one), `headers`, `signal`, and the
  * callbacks of `readChat`.  Resolves with `{meta, text, thinking, done}`.
+ *
+ * With `body.resumable` true, a connection that breaks off mid-answer is
+ * resumed: after a backoff the client asks `GET /api/streams/{id}` for the
+ * frames after the last one it took, and goes on as if nothing happened --
+ * no text is lost or shown twice.  `onReconnecting({attempt, delay, error})`
+ * is called before each try and `onReconnected()` once the stream is back;
+ * after `maxReconnects` failed tries in a row (default 8, about half a
+ * minute) the last error is thrown.  An answer the server no longer has
+ * (404, 410) ends it at once.
  */
 export async function chat(body, options = {}) {
   const { url = "/api/chat", fetch: fetchImpl = globalThis.fetch, headers = {}, signal } = options;
@@ -409,5 +444,134 @@ export async function chat(body, options = {}) {
     if (isAbort(error, signal)) throw signal?.aborted ? abortReason(signal) : error;
     throw new ChatError({ code: "network_error", message: "could not reach the server", cause: error });
   }
-  return readChat(response, options);
+  if (!body?.resumable) return readChat(response, options);
+  return followResumable(response, options);
+}
+
+// -- resumable streams
+
+/** Failures after which a resumable answer is picked up again rather than given up. */
+const RESUMABLE_CODES = new Set(["network_error", "incomplete_stream"]);
+/** Statuses of a resume request worth another try (the server or a proxy in between is busy or restarting). */
+const RETRY_STATUSES = new Set([408, 429, 500, 502, 503, 504]);
+
+/**
+ * Milliseconds to wait before reconnection attempt `attempt` (1, 2, ...):
+ * 250 ms doubling up to 8 s, each with up to half taken off at random so
+ * clients cut off together do not come back together.
+ */
+export function backoffDelay(attempt, random = Math.random) {
+  const full = Math.min(250 * 2 ** (attempt - 1), 8000);
+  return Math.round(full * (1 - random() / 2));
+}
+
+/** The URL of a resumable stream's endpoints, from its `meta` and the chat URL it came from. */
+export function streamUrl(meta, chatUrl = "/api/chat") {
+  const base = new URL(chatUrl, globalThis.location?.href);
+  return new URL(meta.resume.url, base).href;
+}
+
+/**
+ * Stop a resumable stream for good: `POST {stream}/cancel` with its token.
+ *
+ * Aborting the fetch alone does not stop a resumable stream (the server keeps
+ * it going for a reconnect), so Stop calls this first.  Sent with `keepalive`
+ * so it goes out even if the page is closing.  Resolves with the server's
+ * answer (`{id, status}`) or rejects with a `ChatError`.
+ */
+export async function cancelStream(meta, { url = "/api/chat", fetch: fetchImpl = globalThis.fetch } = {}) {
+  let response;
+  try {
+    response = await fetchImpl(`${streamUrl(meta, url)}/cancel`, {
+      method: "POST",
+      headers: { "X-Resume-Token": meta.resume.token, Accept: "application/json" },
+      keepalive: true,
+    });
+  } catch (error) {
+    throw new ChatError({ code: "network_error", message: "could not reach the server", cause: error });
+  }
+  if (!response.ok) throw await errorFromResponse(response);
+  return response.json();
+}
+
+function sleep(ms, signal) {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(abortReason(signal));
+      return;
+    }
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(abortReason(signal));
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+async function followResumable(response, options) {
+  const { url = "/api/chat", fetch: fetchImpl = globalThis.fetch, signal, maxReconnects = 8 } = options;
+  const delay = options.reconnectDelay ?? backoffDelay;
+  const state = newState();
+  let source = response;
+  let failures = 0;
+  for (;;) {
+    const before = state.lastId;
+    try {
+      await readInto(source, state, options);
+      return resultOf(state);
+    } catch (error) {
+      if (!(error instanceof ChatError) || !RESUMABLE_CODES.has(error.code) || !state.meta?.resume?.token) {
+        throw error;
+      }
+      if (state.lastId > before) failures = 0; // it was making progress: start the backoff over
+      source = await reconnect(state, error);
+    }
+  }
+
+  async function reconnect(state, lastError) {
+    for (;;) {
+      failures += 1;
+      if (failures > maxReconnects) throw lastError;
+      const wait = delay(failures);
+      options.onReconnecting?.({ attempt: failures, delay: wait, error: lastError });
+      await sleep(wait, signal);
+      let answer;
+      try {
+        answer = await fetchImpl(streamUrl(state.meta, url), {
+          headers: {
+            Accept: "text/event-stream",
+            "X-Resume-Token": state.meta.resume.token,
+            "Last-Event-ID": String(state.lastId),
+          },
+          cache: "no-store",
+          signal,
+        });
+      } catch (error) {
+        if (isAbort(error, signal)) throw signal?.aborted ? abortReason(signal) : error;
+        lastError = new ChatError({
+          code: "network_error",
+          message: "could not reach the server",
+          phase: "stream",
+          cause: error,
+        });
+        continue;
+      }
+      if (answer.ok && answer.status !== 204) {
+        options.onReconnected?.();
+        return answer;
+      }
+      // 204: the server has nothing after our last frame, yet we never got the end.
+      const error =
+        answer.status === 204
+          ? new ChatError({ code: "incomplete_stream", message: "the answer ended before the server finished it" })
+          : await errorFromResponse(answer);
+      error.phase = "stream";
+      if (answer.status === 204 || !RETRY_STATUSES.has(answer.status)) throw error;
+      lastError = error;
+    }
+  }
 }

@@ -143,3 +143,10 @@ def test_lone_surrogates_are_rejected_naming_the_field(body, field):
 
 def test_surrogate_pairs_are_ordinary_text():
     assert parse_chat_request(parse_json_body(b'{"prompt": "\\ud83d\\ude00"}')).prompt == "\U0001f600"
+
+
+def test_resumable_is_a_boolean_and_absent_means_the_servers_default():
+    assert parse_chat_request({"prompt": "x"}).resumable is None
+    assert parse_chat_request({"prompt": "x", "resumable": True}).resumable is True
+    assert parse_chat_request({"prompt": "x", "resumable": False}).resumable is False
+    rejects({"prompt": "x", "resumable": "yes"}, field="resumable")

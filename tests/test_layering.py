@@ -26,6 +26,8 @@ CORE = [
     "limits",
     "injection",
     "openapi",
+    "framelog",
+    "resumetoken",
 ]
 
 

@@ -108,3 +108,17 @@ async def test_metrics_say_what_to_install_when_the_extra_is_missing(fake_ollama
             assert (await read_frames(response))[-1].event == "done"
     finally:
         await runner.cleanup()
+
+
+async def test_followers_of_resumable_streams_are_counted_by_kind_and_outcome(service, client, caplog):
+    caplog.set_level(logging.INFO)
+    async with client.post(service.url + "/api/chat", json={**CHAT, "resumable": True}) as response:
+        meta = (await read_frames(response))[0].data
+    headers = {"X-Resume-Token": meta["resume"]["token"], "Last-Event-ID": "1"}
+    async with client.get(service.url + meta["resume"]["url"], headers=headers) as response:
+        await response.read()
+    await eventually(lambda: len([r for r in caplog.records if r.name == "llm_sse.follower"]) == 2)
+    samples = await scrape(client, service.url)
+    assert value(samples, "llm_sse_followers_total", kind="post", outcome="done") == 1
+    assert value(samples, "llm_sse_followers_total", kind="resume", outcome="done") == 1
+    assert value(samples, "llm_sse_streams_total", provider="ollama", outcome="done") == 1

@@ -117,8 +117,9 @@ async def test_a_live_stream_keeps_its_lease_beyond_the_lease_time(fake_ollama, 
 
 async def test_a_crashed_instances_streams_stop_counting_when_their_leases_expire(fake_ollama, client, redis_url):
     crashing = await ServiceProcess(
-        "--provider", "ollama", "--ollama-url", fake_ollama.url, "--port", "0", "--redis-url", redis_url,
+        "--provider", "ollama", "--ollama-url", fake_ollama.url, "--port", "0",
         "--max-streams-per-client", "1", "--max-streams", "0", "--rate-per-minute", "0", "--stream-lease", "2",
+        env={"REDIS_URL": redis_url},
     ).start()  # fmt: skip
     limits = {**NO_LIMITS, "max_streams_per_client": 1, "stream_lease": 2.0}
     survivor = await start_service(

@@ -131,3 +131,27 @@ async def test_an_idle_service_exits_0_on_sigterm(start_process):
     service.signal()
     assert await service.wait(within=15) == 0
     await service.wait_for_line(lambda line: line.get("msg") == "stopped")
+
+
+async def test_a_resumable_generation_still_open_after_the_grace_period_ends_with_a_shutdown_error(
+    start_process, fake_ollama, client
+):
+    service = await start_process("--shutdown-grace", "0.5")
+    fake_ollama.push(Script([token_lines(["partial"])[0], Hang()]))
+    async with client.post(service.url + "/api/chat", json={**CHAT, "resumable": True}) as response:
+        frames = iter_frames(response)
+        meta = (await anext(frames)).data
+        headers = {"X-Resume-Token": meta["resume"]["token"], "Last-Event-ID": "1"}
+        async with client.get(service.url + meta["resume"]["url"], headers=headers) as follower:
+            assert await follower.content.readuntil(b"\n\n") == b"retry: 1000\n\n"
+            service.signal()
+            rest = [frame async for frame in frames]
+            followed = await read_frames(follower)
+    # The stream's own client and the client that resumed it both learn why it ended.
+    for got in (rest, followed):
+        assert text_of(got) == "partial"
+        assert (got[-1].event, got[-1].data["code"]) == ("error", "shutdown")
+    assert await service.wait() == 0
+    await asyncio.wait_for(fake_ollama.requests[0].disconnected.wait(), 5)
+    line = await service.wait_for_line(lambda line: line.get("msg") == "stream")
+    assert (line["outcome"], line["resumable"]) == ("shutdown", True)

@@ -5,7 +5,9 @@
   (a closed port refuses without a trace).
 * ``TcpRelay`` sits between the service and a third-party server, piping
   bytes both ways, and records when the service closes its side: that is how
-  a test sees Stop reach a server whose code it does not control.
+  a test sees Stop reach a server whose code it does not control.  Put
+  between a client and the service, ``cut()`` is a network drop: every open
+  connection is reset at once, mid-answer.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class RelayedConnection:
     client_closed: asyncio.Event = field(default_factory=asyncio.Event)  # the service hung up
     server_closed: asyncio.Event = field(default_factory=asyncio.Event)  # the server hung up
     first_response: asyncio.Event = field(default_factory=asyncio.Event)
+    transports: list[asyncio.BaseTransport] = field(default_factory=list)
 
 
 class TcpRelay:
@@ -83,6 +86,7 @@ class TcpRelay:
         self.connections.append(connection)
         self.new_connection.set()
         server_reader, server_writer = await asyncio.open_connection(*self.target)
+        connection.transports += [client_writer.transport, server_writer.transport]
         upstream = asyncio.create_task(self._pipe(client_reader, server_writer, connection, towards_server=True))
         downstream = asyncio.create_task(self._pipe(server_reader, client_writer, connection, towards_server=False))
         self._tasks.update((upstream, downstream))
@@ -116,6 +120,18 @@ class TcpRelay:
             (connection.client_closed if towards_server else connection.server_closed).set()
             # Pass the close on, so the other side sees it as it happened.
             writer.close()
+
+    def cut(self) -> int:
+        """Reset every open connection, both ways, as a dropped network does; the count cut."""
+        cut = 0
+        for connection in self.connections:
+            if connection.client_closed.is_set() and connection.server_closed.is_set():
+                continue
+            for transport in connection.transports:
+                if isinstance(transport, asyncio.WriteTransport):
+                    transport.abort()
+            cut += 1
+        return cut
 
     async def close(self) -> None:
         if self._server is not None:

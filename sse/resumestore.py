@@ -1,0 +1,197 @@
+"""Where this process keeps resumable streams, and how a resume or a cancel finds one.
+
+In memory, always: every resumable generation of this process and its frame
+log, live and then for ``resume_retention`` seconds after its end, at most
+``resume_max_streams`` of them (over it, the oldest ended one is dropped
+early; if none has ended, a new resumable request gets a 503).
+
+With ``REDIS_URL`` also in Redis (``sse.redisstore``): each log is copied
+there, so a stream this process does not hold -- started on another
+instance, or dropped here -- is found and followed from Redis, and a cancel
+for it is passed on to the instance generating it.
+
+A wrong token is answered exactly like an unknown id (404): the answer never
+says whether a stream exists to someone who may not read it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from typing import Any
+
+from .chat import ChatRequest
+from .errors import ApiError
+from .follower import LocalSource, Source
+from .providers import StartupError, read_api_key
+from .providers.base import Provider
+from .relay import StreamRegistry
+from .resumable import ResumableGeneration
+from .resumetoken import hash_token, new_token, token_matches
+from .routing import ProviderRouter
+from .settings import REDIS_SCHEMES, Settings
+from .streamlog import StreamObserver, StreamRecord
+
+log = logging.getLogger("llm_sse.resumable")
+
+# How long a cancel waits for the generation here to write its terminal frame.
+CANCEL_WAIT_S = 5.0
+# How long a new stream's first frames may wait for the stream to be written to Redis.
+STORE_WAIT_S = 2.0
+
+
+class StreamNotFound(ApiError):
+    status = 404
+    code = "stream_not_found"
+
+    def __init__(self) -> None:
+        super().__init__("no stream with this id and token (it may have expired)")
+
+
+class ResumableStreams:
+    """The resumable streams of this process, and the shared store when there is one."""
+
+    def __init__(self, settings: Settings, registry: StreamRegistry, observers: list[StreamObserver]) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.observers = observers
+        self._local: OrderedDict[str, ResumableGeneration] = OrderedDict()
+        self._expiry: dict[str, asyncio.TimerHandle] = {}
+        self.redis: Any = None  # sse.redisstore.RedisStreams, imported only with REDIS_URL
+
+    # -- life
+
+    async def start(self) -> None:
+        settings = self.settings
+        url = read_api_key(settings.redis_url, settings.redis_url_file, "REDIS_URL")
+        if url:
+            if not url.startswith(REDIS_SCHEMES):
+                raise StartupError("REDIS_URL must start with redis://, rediss:// or unix://")
+            from .redisstore import RedisStreams
+
+            self.redis = RedisStreams(settings, url, on_cancel=self._cancel_here)
+            await self.redis.start()
+
+    async def close(self) -> None:
+        """Application cleanup: end what still generates, forget the rest."""
+        live = [g for g in self._local.values() if g.live]
+        for generation in live:
+            generation.end(ApiError("the server is shutting down", status=503, code="shutdown"))
+        for generation in live:
+            await generation.wait_ended(5.0)
+        for handle in self._expiry.values():
+            handle.cancel()
+        self._expiry.clear()
+        self._local.clear()
+        if self.redis is not None:
+            await self.redis.close()
+
+    @property
+    def held(self) -> int:
+        """Streams held in this process's memory (live and retained)."""
+        return len(self._local)
+
+    # -- starting
+
+    def create(
+        self, chat: ChatRequest, router: ProviderRouter[Provider], record: StreamRecord
+    ) -> tuple[ResumableGeneration, str]:
+        """A new generation (not started) and its resume token, which only the caller ever sees."""
+        self._make_room()
+        token = new_token()
+        generation = ResumableGeneration(
+            chat,
+            router,
+            self.settings,
+            record,
+            token_hash=hash_token(token),
+            registry=self.registry,
+            observers=self.observers,
+            remote_presence=self.redis.presence_remaining if self.redis is not None else None,
+        )
+        self._local[generation.id] = generation
+        generation.on_end(self._ended)
+        if self.redis is not None:
+            self.redis.copy(generation)
+        else:
+            generation.stored.set()
+        return generation, token
+
+    async def stored(self, generation: ResumableGeneration) -> None:
+        """Wait (briefly) until ``generation`` can be resumed from any instance.
+
+        Called before its client gets the token.  With Redis the stream is
+        written there as it starts, while the model loads, so this rarely
+        waits; while Redis is failing it does not wait at all.
+        """
+        if generation.stored.is_set() or self.redis is None or not self.redis.available:
+            return
+        try:
+            async with asyncio.timeout(STORE_WAIT_S):
+                await generation.stored.wait()
+        except TimeoutError:
+            log.warning("stream not yet in redis when its client got the token", extra={"stream": generation.id})
+
+    def _make_room(self) -> None:
+        if len(self._local) < self.settings.resume_max_streams:
+            return
+        for stream_id, generation in self._local.items():
+            if not generation.live:
+                log.info("resumable stream dropped early", extra={"stream": stream_id, "why": "resume_max_streams"})
+                self._drop(stream_id)
+                return
+        raise ApiError(
+            f"this server already holds {self.settings.resume_max_streams} resumable streams; try again shortly",
+            status=503,
+            code="too_many_resumable_streams",
+            retry_after=5,
+        )
+
+    def _ended(self, generation: ResumableGeneration) -> None:
+        loop = asyncio.get_running_loop()
+        self._expiry[generation.id] = loop.call_later(self.settings.resume_retention, self._drop, generation.id)
+
+    def _drop(self, stream_id: str) -> None:
+        self._local.pop(stream_id, None)
+        handle = self._expiry.pop(stream_id, None)
+        if handle is not None:
+            handle.cancel()
+
+    # -- finding
+
+    async def open(self, stream_id: str, token: str) -> Source:
+        """The stream to follow; ``StreamNotFound`` for an unknown id or a wrong token."""
+        generation = self._local.get(stream_id)
+        if generation is not None:
+            if not token_matches(token, generation.token_hash):
+                raise StreamNotFound()
+            return LocalSource(generation)
+        if self.redis is not None:
+            source: Source | None = await self.redis.open(stream_id, token)
+            if source is not None:
+                return source
+        raise StreamNotFound()
+
+    async def cancel(self, stream_id: str, token: str) -> tuple[int, str]:
+        """Cancel a stream: the HTTP status and the state to answer (``cancelled``, ``ended``, ``cancelling``)."""
+        generation = self._local.get(stream_id)
+        if generation is not None:
+            if not token_matches(token, generation.token_hash):
+                raise StreamNotFound()
+            if not generation.cancel():
+                return 200, "ended"
+            if await generation.wait_ended(CANCEL_WAIT_S):
+                return 200, "cancelled"
+            return 202, "cancelling"
+        if self.redis is not None:
+            answer: tuple[int, str] | None = await self.redis.cancel(stream_id, token)
+            if answer is not None:
+                return answer
+        raise StreamNotFound()
+
+    def _cancel_here(self, stream_id: str) -> None:
+        """A cancel from another instance (already authorised there)."""
+        generation = self._local.get(stream_id)
+        if generation is not None and generation.cancel():
+            log.info("stream cancelled from another instance", extra={"stream": stream_id})
