@@ -43,13 +43,27 @@ class Settings:
     provider: str = setting(
         "auto",
         "LLM_SSE_PROVIDER",
-        "which model server answers: 'ollama', or 'auto' (Ollama if it answers at start-up)",
+        "which model answers: 'auto' (Ollama if it answers at start-up, else the built-in model), "
+        "'ollama', 'local' (the built-in model), or a comma-separated list tried in order",
     )
     ollama_url: str = setting("http://127.0.0.1:11434", "OLLAMA_URL", "base URL of the Ollama server")
     model: str = setting(
         "",
         "LLM_SSE_MODEL",
         "model used when a request names none (empty: the first model the upstream lists)",
+    )
+
+    local_queue: int = setting(
+        4,
+        "LLM_SSE_LOCAL_QUEUE",
+        "requests that may wait while the built-in model answers another; beyond, 503 with Retry-After",
+        minimum=0,
+    )
+    local_threads: int = setting(
+        0,
+        "LLM_SSE_LOCAL_THREADS",
+        "CPU threads the built-in model computes with (0: one per core, less one)",
+        minimum=0,
     )
 
     # -- timeouts (seconds); see ARCHITECTURE.md for what each one bounds
