@@ -142,7 +142,7 @@ class Generation:
     def stop(self) -> None:
         """Ask the worker to stop; no llama.cpp call begins after this returns."""
         with self.lock:
-            if not self.cancel.is_set():
+            if not self.cancel.is_set() and not self.finished:
                 self.cancel.set()
                 self.steps_at_cancel = self.steps
                 self.prompt_chunks_at_cancel = self.prompt_chunks
@@ -200,18 +200,17 @@ class StopScanner:
 class LlamaModel:
     """One loaded model and its one llama.cpp context (not re-entrant: one caller at a time)."""
 
-    def __init__(self, path: Path, *, threads: int) -> None:
+    def __init__(self, path: Path, *, threads: int, prompt_threads: int) -> None:
         import llama_cpp
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         _route_llama_logs(llama_cpp)
         started = time.perf_counter()
         self.path = path
-        self.threads = threads
         try:
             # n_ctx=0: the context the model was trained for (8192 tokens for SmolLM2).
             self._llm = llama_cpp.Llama(
-                model_path=str(path), n_ctx=0, n_threads=threads, n_threads_batch=threads, verbose=False
+                model_path=str(path), n_ctx=0, n_threads=threads, n_threads_batch=prompt_threads, verbose=False
             )
         except (ValueError, RuntimeError) as exc:
             raise RuntimeError(f"llama.cpp could not load {path}: {exc}") from None
