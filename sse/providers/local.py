@@ -226,7 +226,7 @@ class LocalProvider:
         if model is None or queue is None:
             return Readiness(False, f"{MODEL_NAME}: {self._state}")
         activity = f"generating, {queue.waiting} waiting (queue {self.queue_size})" if queue.busy else "idle"
-        threads = f"{self.threads} threads, {self.prompt_threads} for prompts"
+        threads = f"{self.threads} thread{'s' if self.threads != 1 else ''}, {self.prompt_threads} for prompts"
         loaded = f"loaded in {model.load_s:.2f} s ({threads}, context {model.n_ctx})"
         return Readiness(True, f"{MODEL_NAME} {loaded}; {activity}")
 
