@@ -21,6 +21,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from sse.chat import parse_chat_request
+from sse.events import StreamError, Token
 from sse.providers.llamacpp import MODEL_NAME, PROMPT_CHUNK, locate_weights, missing_requirements
 from sse.providers.local import LocalProvider
 from sse.server import PROVIDERS, SELECTION
@@ -247,6 +249,22 @@ async def test_client_abort_during_prompt_processing_stops_between_chunks(
     assert generation.prompt_chunks == generation.prompt_chunks_at_cancel
     assert generation.prompt_chunks < generation.prompt_tokens / PROMPT_CHUNK
     assert generation.steps == 0
+
+
+async def test_closing_the_provider_ends_an_open_stream_with_an_error() -> None:
+    provider = LocalProvider(queue_size=1)
+    await provider.start()
+    try:
+        stream = provider.stream(parse_chat_request(with_options(LONG_ANSWER, num_predict=500)), MODEL_NAME)
+        assert isinstance(await anext(stream), Token)
+        await provider.close()
+        async with asyncio.timeout(30):
+            rest = [event async for event in stream]
+    finally:
+        await provider.close()
+    assert rest[-1] == StreamError("shutdown", f"{MODEL_NAME} was stopped: the service is shutting down")
+    assert provider.last is not None
+    assert provider.last.steps == provider.last.steps_at_cancel
 
 
 # -- one generation at a time, a bounded queue

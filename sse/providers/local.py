@@ -323,12 +323,20 @@ def _work(
     generation: Generation,
     emit: Callable[[Event | BaseException], None],
 ) -> None:
-    """The worker thread's job: one generation; every failure goes to the stream."""
+    """The worker thread's job: one generation; every ending reaches the stream.
+
+    A generation cancelled by its own stream has nobody left to tell; one
+    cancelled by ``close`` (shutdown) still has a reader, which must not wait
+    for a ``Done`` that will never come.
+    """
     try:
         model.generate(messages, sampling, generation, emit)
     except BaseException as exc:
         generation.phase = "error"
         emit(exc)
+    else:
+        if generation.phase == "cancelled":
+            emit(ApiError(f"{MODEL_NAME} was stopped: the service is shutting down", status=503, code="shutdown"))
 
 
 def _api_error(exc: BaseException) -> ApiError:
