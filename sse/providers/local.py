@@ -18,8 +18,8 @@ own; this module is the event loop's side of it:
 * **Tokens reach the loop without blocking it**: the worker hands each event
   over with ``call_soon_threadsafe``; llama.cpp releases the GIL while it
   computes, so the loop keeps serving other requests and heartbeats.  Events
-  waiting when the stream looks are merged (``events.coalesce``) into one
-  frame.  The hand-over queue holds at most one generation's tokens, which
+  that piled up while the stream was busy writing are merged
+  (``events.coalesce``) into one frame.  The hand-over queue holds at most one generation's tokens, which
   ``num_predict`` and the context length bound.
 * **Stop means stop**: when the relay closes the stream (client gone, timeout,
   shutdown), the generation's cancel flag is set and no further llama.cpp
