@@ -33,13 +33,13 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sse.eventstream import EventStreamDecoder
-from sse.server import create_app, make_runner
+from sse.providers.local import LocalProvider
+from sse.server import PROVIDERS, create_app, make_runner
 from sse.settings import Settings
 
 PROMPTS = {
-    "short (~40 prompt tokens)": "Why is the sky blue?",
-    "long (~330 prompt tokens)": "Summarise this in one sentence: "
-    + "The river runs past the old mill and under the stone bridge. " * 22,
+    "short": "Why is the sky blue?",
+    "long": "Summarise this in one sentence: " + "The river runs past the old mill and under the stone bridge. " * 22,
 }
 
 
@@ -72,8 +72,12 @@ async def one_run(session: aiohttp.ClientSession, url: str, prompt: str, num_pre
 
 async def bench(threads: int, runs: int, num_predict: int) -> list[dict[str, Any]]:
     settings = Settings(provider="local", port=0, local_threads=threads, log_level="warning")
-    runner = make_runner(create_app(settings))
+    app = create_app(settings)
+    runner = make_runner(app)
     await runner.setup()
+    provider = app[PROVIDERS][0]
+    assert isinstance(provider, LocalProvider)
+    thread_label = f"{provider.threads}" + (" (default)" if not threads else "")
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     url = f"http://127.0.0.1:{runner.addresses[0][1]}"
@@ -85,7 +89,7 @@ async def bench(threads: int, runs: int, num_predict: int) -> list[dict[str, Any
                 samples = [await one_run(session, url, f"({i + 1}) {prompt}", num_predict) for i in range(runs)]
                 rows.append(
                     {
-                        "threads": threads,
+                        "threads": thread_label,
                         "prompt": label,
                         "prompt_tokens": samples[0]["prompt_tokens"],
                         "completion_tokens": statistics.median(s["completion_tokens"] for s in samples),
@@ -111,13 +115,12 @@ def main() -> None:
         rows.extend(asyncio.run(bench(threads, args.runs, args.num_predict)))
     machine = f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores, load {os.getloadavg()[0]:.1f}"
     print(f"built-in model on {machine}; {args.runs} runs per prompt, num_predict {args.num_predict}, greedy")
-    print("| threads | prompt | TTFT median (max) | tokens/s median (min) |")
+    print("| threads | prompt | time to first token, median (max) | tokens/s, median (min) |")
     print("|---|---|---|---|")
     for row in rows:
-        print(
-            f"| {row['threads'] or 'default'} | {row['prompt']} | {row['ttft_ms_median']} ms ({row['ttft_ms_max']} ms) "
-            f"| {row['tokens_per_s_median']} ({row['tokens_per_s_min']}) |"
-        )
+        ttft = f"{row['ttft_ms_median']} ms ({row['ttft_ms_max']} ms)"
+        rate = f"{row['tokens_per_s_median']} ({row['tokens_per_s_min']})"
+        print(f"| {row['threads']} | {row['prompt_tokens']} tokens | {ttft} | {rate} |")
     results = Path(__file__).resolve().parent / "results"
     results.mkdir(exist_ok=True)
     (results / "local_model.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")

@@ -62,7 +62,7 @@ class Settings:
     local_threads: int = setting(
         0,
         "LLM_SSE_LOCAL_THREADS",
-        "CPU threads for the built-in model (0: all cores but one to generate, all to read prompts)",
+        "CPU threads the built-in model computes with (0: all cores but one)",
         minimum=0,
     )
 

@@ -200,7 +200,7 @@ class StopScanner:
 class LlamaModel:
     """One loaded model and its one llama.cpp context (not re-entrant: one caller at a time)."""
 
-    def __init__(self, path: Path, *, threads: int, prompt_threads: int) -> None:
+    def __init__(self, path: Path, *, threads: int) -> None:
         import llama_cpp
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -210,7 +210,7 @@ class LlamaModel:
         try:
             # n_ctx=0: the context the model was trained for (8192 tokens for SmolLM2).
             self._llm = llama_cpp.Llama(
-                model_path=str(path), n_ctx=0, n_threads=threads, n_threads_batch=prompt_threads, verbose=False
+                model_path=str(path), n_ctx=0, n_threads=threads, n_threads_batch=threads, verbose=False
             )
         except (ValueError, RuntimeError) as exc:
             raise RuntimeError(f"llama.cpp could not load {path}: {exc}") from None

@@ -140,7 +140,7 @@ class LocalProvider:
     ) -> None:
         self.name = name
         self.queue_size = queue_size
-        self.threads, self.prompt_threads = (threads, threads) if threads else default_threads()
+        self.threads = threads or default_threads()
         self.max_predict = max_predict
         self.model_name = MODEL_NAME
         self._model: LlamaModel | None = None
@@ -169,7 +169,7 @@ class LocalProvider:
         try:
             self._model = await asyncio.get_running_loop().run_in_executor(
                 self._executor,
-                functools.partial(LlamaModel, path, threads=self.threads, prompt_threads=self.prompt_threads),
+                functools.partial(LlamaModel, path, threads=self.threads),
             )
         except Exception as exc:
             self._state = f"failed to load: {exc}"
@@ -184,7 +184,6 @@ class LocalProvider:
                 "path": str(path),
                 "load_s": round(self._model.load_s, 3),
                 "threads": self.threads,
-                "prompt_threads": self.prompt_threads,
                 "context": self._model.n_ctx,
                 "queue": self.queue_size,
             },
@@ -226,7 +225,7 @@ class LocalProvider:
         if model is None or queue is None:
             return Readiness(False, f"{MODEL_NAME}: {self._state}")
         activity = f"generating, {queue.waiting} waiting (queue {self.queue_size})" if queue.busy else "idle"
-        threads = f"{self.threads} thread{'s' if self.threads != 1 else ''}, {self.prompt_threads} for prompts"
+        threads = f"{self.threads} thread{'s' if self.threads != 1 else ''}"
         loaded = f"loaded in {model.load_s:.2f} s ({threads}, context {model.n_ctx})"
         return Readiness(True, f"{MODEL_NAME} {loaded}; {activity}")
 
@@ -346,18 +345,17 @@ def _api_error(exc: BaseException) -> ApiError:
     return UpstreamError(f"the built-in model failed: {exc}")
 
 
-def default_threads() -> tuple[int, int]:
-    """Threads for generating, and for reading the prompt: all cores but one, and all.
+def default_threads() -> int:
+    """All cores but one: that core stays free for the event loop and everything else.
 
-    llama.cpp's threads meet at a barrier after every operation.  Generating
-    a token is many small operations, so when one thread loses its core (to
-    the event loop, the network, another program) the others wait at every
-    step: on 2 busy cores, 2 threads generated 4 times slower than 1.  Reading
-    a prompt is few large operations, where a second thread still pays
-    (1.6 times faster on the same busy cores).
+    llama.cpp's threads meet at a barrier after every operation, so when one
+    of them loses its core (to the event loop, the network, another program)
+    the others wait, at every step.  On the 2-core development machine under
+    load, 2 threads generated up to 4 times and read prompts up to 3 times
+    slower than 1; idle, 1 thread was within 20 % of 2 for generating.
     """
     try:
         cores = len(os.sched_getaffinity(0))  # a container's limit, not the host's count
     except AttributeError:  # not Linux
         cores = os.cpu_count() or 1
-    return max(1, cores - 1), cores
+    return max(1, cores - 1)
