@@ -110,10 +110,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="measured runs per prompt (after one warm-up)")
     parser.add_argument("--num-predict", type=int, default=128, help="tokens per answer")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]  # other work on the machine; the bench itself adds to it later
     rows: list[dict[str, Any]] = []
     for threads in (int(t) for t in args.threads.split(",")):
         rows.extend(asyncio.run(bench(threads, args.runs, args.num_predict)))
-    machine = f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores, load {os.getloadavg()[0]:.1f}"
+    machine = f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores, load average {load_before:.1f} before"
     print(f"built-in model on {machine}; {args.runs} runs per prompt, num_predict {args.num_predict}, greedy")
     print("| threads | prompt | time to first token, median (max) | tokens/s, median (min) |")
     print("|---|---|---|---|")

@@ -262,17 +262,21 @@ class LlamaModel:
                 f"the conversation is {len(tokens)} tokens; {MODEL_NAME} holds {self.n_ctx} in its context",
                 status=413,
                 code="input_too_long",
-                field="messages",
             )
         limit = min(sampling.max_tokens, room) if sampling.max_tokens else room
         generation.phase = "prompt"
         started = time.perf_counter()
-        if not self._evaluate_prompt(tokens, generation):
-            generation.phase = "cancelled"
-            return
-        generation.prompt_s = time.perf_counter() - started
-        generation.phase = "generating"
-        finish = self._decode(tokens, limit, sampling, generation, emit)
+        try:
+            if not self._evaluate_prompt(tokens, generation):
+                generation.phase = "cancelled"
+                return
+            generation.prompt_s = time.perf_counter() - started
+            generation.phase = "generating"
+            finish = self._decode(tokens, limit, sampling, generation, emit)
+        except BaseException:
+            # What the context holds is unknown now: forget it, so the next prompt is read afresh.
+            self._llm.n_tokens = 0
+            raise
         generation.generation_s = time.perf_counter() - started - generation.prompt_s
         generation.phase = finish
         if finish != "cancelled":
