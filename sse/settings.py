@@ -70,8 +70,8 @@ class Settings:
     provider: str = setting(
         "auto",
         "LLM_SSE_PROVIDER",
-        "model servers to try, in order, comma-separated: ollama, openai, openrouter; "
-        "or 'auto' (Ollama if it answers at start-up)",
+        "model servers to try, in order, comma-separated: ollama, openai, openrouter, local (the built-in model); "
+        "or 'auto' (Ollama if it answers at start-up, else the built-in model)",
     )
     provider_cooldown: float = setting(
         30.0,
@@ -120,6 +120,19 @@ class Settings:
         "",
         "LLM_SSE_OPENROUTER_HEADERS",
         'extra headers for OpenRouter, as a JSON object, e.g. {"HTTP-Referer": "https://…", "X-Title": "…"}',
+    )
+
+    local_queue: int = setting(
+        4,
+        "LLM_SSE_LOCAL_QUEUE",
+        "requests that may wait while the built-in model answers another; beyond, 503 with Retry-After",
+        minimum=0,
+    )
+    local_threads: int = setting(
+        0,
+        "LLM_SSE_LOCAL_THREADS",
+        "CPU threads the built-in model computes with (0: all cores but one)",
+        minimum=0,
     )
 
     # -- timeouts (seconds); see ARCHITECTURE.md for what each one bounds

@@ -2,8 +2,9 @@
 
 ``LLM_SSE_PROVIDER`` names one provider or an ordered, comma-separated list
 (the first is tried first; see ``sse.routing``).  ``auto`` picks at start-up:
-Ollama if it answers at ``OLLAMA_URL``, else nothing -- and says exactly what
-to install or configure.
+Ollama if it answers at ``OLLAMA_URL``, else the built-in model if it is
+installed (the ``local`` extra), else nothing -- and says exactly what to
+install or configure.  Importing this package never imports llama.cpp.
 
 Kinds and presets:
 
@@ -11,7 +12,8 @@ Kinds and presets:
 * ``openai`` -- any OpenAI-compatible server at ``OPENAI_BASE_URL`` (OpenAI,
   vLLM, llama.cpp's server, LM Studio), key optional;
 * ``openrouter`` -- the same kind preset for OpenRouter: its URL, a key that
-  is required, and a default model that is required too (it lists hundreds).
+  is required, and a default model that is required too (it lists hundreds);
+* ``local`` -- the built-in SmolLM2-135M, in this process (``sse.providers.local``).
 
 Configuration mistakes (a key file that cannot be read, a missing key) stop
 the start with a message naming the setting, never at the first request.
@@ -25,17 +27,15 @@ from pathlib import Path
 
 from ..routing import ModelMap
 from ..settings import Settings, parse_headers, split_list
-from .base import ModelInfo, Provider, Readiness
+from .base import ModelInfo, Provider, Readiness, StartupError
+from .llamacpp import MODEL_NAME, missing_requirements
+from .local import LocalProvider, install_hint
 from .ollama import OllamaProvider
 from .openai import OpenAIProvider
 
 __all__ = ["FACTORIES", "ModelInfo", "Provider", "Readiness", "StartupError", "read_api_key", "select_providers"]
 
 log = logging.getLogger("llm_sse.providers")
-
-
-class StartupError(RuntimeError):
-    """No provider can serve; the message says what to do about it."""
 
 
 def _ollama(settings: Settings) -> Provider:
@@ -111,10 +111,19 @@ def read_api_key(value: str, file: str, env: str) -> str:
     return key
 
 
+def _local(settings: Settings) -> Provider:
+    return LocalProvider(
+        queue_size=settings.local_queue,
+        threads=settings.local_threads,
+        max_predict=settings.max_predict,
+    )
+
+
 FACTORIES: dict[str, Callable[[Settings], Provider]] = {
     "ollama": _ollama,
     "openai": _openai,
     "openrouter": _openrouter,
+    "local": _local,
 }
 
 
@@ -132,8 +141,15 @@ async def select_providers(settings: Settings) -> tuple[list[Provider], str]:
     if repeated:
         raise StartupError(f"provider {repeated[0]!r} is listed twice in LLM_SSE_PROVIDER")
     providers = [FACTORIES[name](settings) for name in names]
-    for provider in providers:
-        await provider.start()
+    started: list[Provider] = []
+    try:
+        for provider in providers:
+            await provider.start()
+            started.append(provider)
+    except BaseException:
+        for provider in started:
+            await provider.close()
+        raise
     return providers, f"configured: LLM_SSE_PROVIDER={settings.provider}"
 
 
@@ -142,10 +158,18 @@ async def _auto(settings: Settings) -> tuple[list[Provider], str]:
     await ollama.start()
     readiness = await ollama.readiness()
     if readiness.ready:
-        return [ollama], f"auto: {readiness.detail}"
+        return [ollama], f"auto: {readiness.detail} answers"
     await ollama.close()
+    ollama_down = f"Ollama is not answering at {settings.ollama_url} ({readiness.detail})"
+    missing = missing_requirements()
+    if not missing:
+        local = FACTORIES["local"](settings)
+        await local.start()
+        return [local], f"auto: {ollama_down}; serving the built-in model {MODEL_NAME}"
     raise StartupError(
-        f"no model server to stream from: Ollama is not answering at {settings.ollama_url} ({readiness.detail}).\n"
-        "Start Ollama (https://ollama.com, then 'ollama pull llama3.2'), or point OLLAMA_URL at one, "
-        "or set LLM_SSE_PROVIDER explicitly."
+        f"no model to stream from: {ollama_down}, and the built-in model is not installed "
+        f"(missing: {', '.join(missing)}).\n"
+        f"Either {install_hint()};\n"
+        "or start Ollama (https://ollama.com, then 'ollama pull llama3.2'), or point OLLAMA_URL at one;\n"
+        "or choose providers with LLM_SSE_PROVIDER (auto, ollama, local, openai, openrouter)."
     )

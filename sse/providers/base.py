@@ -19,6 +19,10 @@ from ..chat import ChatRequest
 from ..events import Event
 
 
+class StartupError(RuntimeError):
+    """No provider can serve; the message says what to install or configure."""
+
+
 @dataclass(frozen=True, slots=True)
 class ModelInfo:
     """One model a provider offers, as ``GET /api/models`` lists it."""
@@ -43,7 +47,11 @@ class Provider(Protocol):
     """Short name shown in ``meta`` frames, logs and metrics (e.g. ``ollama``)."""
 
     async def start(self) -> None:
-        """Open connections or load weights; called once at application start-up."""
+        """Open connections or load weights; called once at application start-up.
+
+        Raises ``StartupError`` when the provider can never serve as configured
+        (e.g. the built-in model is not installed).
+        """
 
     async def close(self) -> None:
         """Release everything ``start`` acquired."""
