@@ -14,6 +14,7 @@ import { cancelStream, chat } from "./sse.js";
 import { describeDone, describeError } from "./wording.js";
 
 const MODEL_KEY = "llm-sse.model";
+const API_KEY = "llm-sse.api-key";
 const CHAT_URL = "api/chat";
 
 const $ = (id) => document.getElementById(id);
@@ -28,6 +29,9 @@ const ui = {
   conversation: $("conversation"),
   turns: $("turns"),
   empty: $("empty"),
+  keyForm: $("key-form"),
+  keyReason: $("key-reason"),
+  apiKey: $("api-key"),
 };
 
 /** @type {{role: string, content: string}[]} */
@@ -193,6 +197,7 @@ async function send(question) {
   try {
     const result = await chat(body, {
       url: CHAT_URL,
+      headers: authHeaders(),
       signal: exchange.controller.signal,
       onMeta: (meta) => exchange.onMeta(meta),
       onThinking: (text) => exchange.onThinking(text),
@@ -209,6 +214,7 @@ async function send(question) {
       exchange.stopped();
     } else {
       exchange.failed(error);
+      if (isUnauthorized(error)) askForKey();
       if (!exchange.text && !ui.prompt.value) {
         // Nothing came back: give the question back so trying again is one key.
         ui.prompt.value = question;
@@ -237,7 +243,9 @@ function stop() {
   if (!exchange) return;
   // A resumable stream outlives its connection: cancel it on the server first
   // (the model stops at once), then drop the connection. Not awaited: Stop is instant.
-  if (exchange.meta?.resume?.token) cancelStream(exchange.meta, { url: CHAT_URL }).catch(() => {});
+  if (exchange.meta?.resume?.token) {
+    cancelStream(exchange.meta, { url: CHAT_URL, headers: authHeaders() }).catch(() => {});
+  }
   exchange.controller.abort();
   exchange.stopped();
   remember(exchange);
@@ -263,22 +271,55 @@ function newChat() {
 
 // -- models
 
-function storedModel() {
+function stored(key) {
   try {
-    return localStorage.getItem(MODEL_KEY);
+    return localStorage.getItem(key);
   } catch {
-    return null; // storage disabled: the picker still works for this visit
+    return null; // storage disabled: the page still works for this visit
   }
 }
 
-function storeModel(name) {
+function store(key, value) {
   try {
-    if (name) localStorage.setItem(MODEL_KEY, name);
-    else localStorage.removeItem(MODEL_KEY);
+    if (value) localStorage.setItem(key, value);
+    else localStorage.removeItem(key);
   } catch {
     // Not remembered; nothing else depends on it.
   }
 }
+
+const storedModel = () => stored(MODEL_KEY);
+const storeModel = (name) => store(MODEL_KEY, name);
+
+// -- the access key (when the server requires API keys)
+
+/** The key typed in this visit, or the one kept from an earlier visit. */
+let apiKey = stored(API_KEY);
+
+/** Headers for every API call: the key's `Authorization`, when there is a key. */
+function authHeaders() {
+  return apiKey ? { Authorization: `Bearer ${apiKey}` } : {};
+}
+
+/** The server refused the request for want of a (valid) key: ask for one. */
+function askForKey() {
+  ui.keyReason.textContent = apiKey
+    ? "The server did not accept this access key. Enter another."
+    : "This chat needs an access key.";
+  ui.keyForm.hidden = false;
+  ui.apiKey.value = "";
+  ui.apiKey.focus();
+}
+
+function useKey(key) {
+  apiKey = key.trim() || null;
+  store(API_KEY, apiKey);
+  ui.keyForm.hidden = true;
+  loadModels();
+  ui.prompt.focus();
+}
+
+const isUnauthorized = (error) => error?.status === 401 && error?.code === "unauthorized";
 
 function showModelStatus(text) {
   ui.modelStatus.textContent = text;
@@ -288,8 +329,16 @@ function showModelStatus(text) {
 async function loadModels() {
   let listing;
   try {
-    const response = await fetch("api/models", { headers: { Accept: "application/json" }, cache: "no-store" });
+    const response = await fetch("api/models", {
+      headers: { Accept: "application/json", ...authHeaders() },
+      cache: "no-store",
+    });
     listing = await response.json().catch(() => null);
+    if (response.status === 401) {
+      showModelStatus("");
+      askForKey();
+      return;
+    }
     if (!response.ok) {
       const message = listing?.error?.message ?? `HTTP ${response.status}`;
       showModelStatus(`Could not list the models (${message}); the server's default model answers.`);
@@ -364,6 +413,11 @@ document.addEventListener("keydown", (event) => {
     event.preventDefault();
     stop();
   }
+});
+
+ui.keyForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  useKey(ui.apiKey.value);
 });
 
 ui.stop.addEventListener("click", stop);

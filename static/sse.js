@@ -418,8 +418,9 @@ async function readInto(response, state, { signal, onMeta, onToken, onThinking, 
  *
  * `body` is the request of the API (`{messages, model, options, think}` or
  * `{prompt, ...}`).  Options: `url` (default `/api/chat`, resolved against
- * the page), `fetch` (default the global one), `headers`, `signal`, and the
- * callbacks of `readChat`.  Resolves with `{meta, text, thinking, done}`.
+ * the page), `fetch` (default the global one), `headers` (sent with every
+ * request, resumes included: e.g. an API key's `Authorization`), `signal`,
+ * and the callbacks of `readChat`.  Resolves with `{meta, text, thinking, done}`.
  *
  * With `body.resumable` true, a connection that breaks off mid-answer is
  * resumed: after a backoff the client asks `GET /api/streams/{id}` for the
@@ -472,19 +473,23 @@ export function streamUrl(meta, chatUrl = "/api/chat") {
 }
 
 /**
- * Stop a resumable stream for good: `POST {stream}/cancel` with its token.
+ * Stop a resumable stream for good: `POST {stream}/cancel` with its token
+ * (and `headers`, e.g. the API key's `Authorization`).
  *
  * Aborting the fetch alone does not stop a resumable stream (the server keeps
  * it going for a reconnect), so Stop calls this first.  Sent with `keepalive`
  * so it goes out even if the page is closing.  Resolves with the server's
  * answer (`{id, status}`) or rejects with a `ChatError`.
  */
-export async function cancelStream(meta, { url = "/api/chat", fetch: fetchImpl = globalThis.fetch } = {}) {
+export async function cancelStream(
+  meta,
+  { url = "/api/chat", fetch: fetchImpl = globalThis.fetch, headers = {} } = {},
+) {
   let response;
   try {
     response = await fetchImpl(`${streamUrl(meta, url)}/cancel`, {
       method: "POST",
-      headers: { "X-Resume-Token": meta.resume.token, Accept: "application/json" },
+      headers: { ...headers, "X-Resume-Token": meta.resume.token, Accept: "application/json" },
       keepalive: true,
     });
   } catch (error) {
@@ -513,7 +518,7 @@ function sleep(ms, signal) {
 }
 
 async function followResumable(response, options) {
-  const { url = "/api/chat", fetch: fetchImpl = globalThis.fetch, signal, maxReconnects = 8 } = options;
+  const { url = "/api/chat", fetch: fetchImpl = globalThis.fetch, headers = {}, signal, maxReconnects = 8 } = options;
   const delay = options.reconnectDelay ?? backoffDelay;
   const state = newState();
   let source = response;
@@ -543,6 +548,7 @@ async function followResumable(response, options) {
       try {
         answer = await fetchImpl(streamUrl(state.meta, url), {
           headers: {
+            ...headers,
             Accept: "text/event-stream",
             "X-Resume-Token": state.meta.resume.token,
             "Last-Event-ID": String(state.lastId),

@@ -38,8 +38,16 @@ export function describeError(error) {
   }
   // Statuses whose messages can be terse get a plain-words lead.
   const lead = { 401: "Not signed in:", 403: "Not allowed:", 429: "Rate limited:" }[error.status];
-  const message = sentence(error.message);
+  // With a retry time the page says exactly when; the server's own vaguer
+  // "...; try again shortly" would only repeat it.
+  const message = sentence(retry ? withoutRetryAdvice(error.message) : error.message);
   return [lead ? `${lead} ${message}` : message, retry].filter(Boolean).join(" ");
+}
+
+/** "the server is busy; try again shortly" -> "the server is busy" */
+export function withoutRetryAdvice(text) {
+  const trimmed = String(text).replace(/[;,.:]?\s*try again\b[^;]*$/i, "").trim();
+  return trimmed || String(text);
 }
 
 export function formatMs(ms) {

@@ -11,6 +11,7 @@ from playwright.async_api import Browser, expect
 from sse.server import REGISTRY
 from sse.settings import Settings
 from tests.browser.conftest import ChatPage, new_chat_page
+from tests.conftest import NO_LIMITS
 from tests.fakes.ollama import MODEL, FakeOllama, Gate, Hang, Line, Script, done_line, token_lines
 from tests.helpers import Service, start_service
 
@@ -199,7 +200,7 @@ async def test_a_restarting_service_says_so_with_its_retry_time(chat_page: ChatP
     chat_page.service.app[REGISTRY].draining = True
     await chat_page.ask("Hello")
     await expect(chat_page.answer().locator(".turn-error")).to_have_text(
-        "The server is restarting; try again in a moment. Try again in a second."
+        "The server is restarting. Try again in a second."
     )
     chat_page.service.app[REGISTRY].draining = False
 
@@ -356,3 +357,42 @@ async def test_the_page_is_served_with_its_security_headers(chat_page: ChatPage,
     assert "script-src 'self'" in headers["content-security-policy"]
     assert headers["cache-control"] == "no-cache"
     assert headers["content-type"] == "text/html; charset=utf-8"
+
+
+ACCESS_KEY = "sk-chat-0123456789abcdef"
+
+
+async def test_a_server_that_needs_a_key_asks_for_one_and_the_page_then_works(
+    browser: Browser, fake_ollama: FakeOllama
+) -> None:
+    service = await start_service(
+        Settings(provider="ollama", ollama_url=fake_ollama.url, port=0, api_keys=ACCESS_KEY, **NO_LIMITS)
+    )
+    chat = await new_chat_page(browser, service, fake_ollama)
+    try:
+        await chat.page.goto(f"{service.url}/")
+        # Listing the models was refused: the page asks for a key instead of failing.
+        key_field = chat.page.get_by_label("Access key")
+        await expect(key_field).to_be_visible()
+        await expect(chat.page.locator("#key-reason")).to_have_text("This chat needs an access key.")
+        await key_field.fill("not-the-key")
+        await key_field.press("Enter")
+        await expect(key_field).to_be_visible()  # the models were refused again
+        await expect(chat.page.locator("#key-reason")).to_have_text(
+            "The server did not accept this access key. Enter another."
+        )
+        await key_field.fill(ACCESS_KEY)
+        await chat.page.get_by_role("button", name="Use this key").click()
+        await expect(key_field).to_be_hidden()
+        await expect(chat.model_picker).to_have_value(fake_ollama.models[0])
+        await chat.ask("Hello")
+        await chat.finished()
+        await expect(chat.answer_text()).to_have_text("Hello from the fake model.")
+        # The key is kept for the next visit.
+        await chat.page.reload()
+        await expect(chat.model_picker).to_have_value(fake_ollama.models[0])
+        await expect(key_field).to_be_hidden()
+        await chat.check_clean()
+    finally:
+        await chat.page.context.close()
+        await service.stop()

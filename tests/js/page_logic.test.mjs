@@ -6,7 +6,7 @@ import { test } from "node:test";
 
 import { parseBlocks, safeUrl } from "../../static/markdown.js";
 import { ChatError } from "../../static/sse.js";
-import { describeDone, describeError, retryPhrase } from "../../static/wording.js";
+import { describeDone, describeError, retryPhrase, withoutRetryAdvice } from "../../static/wording.js";
 
 const kinds = (text) => parseBlocks(text).map((b) => b.kind);
 
@@ -144,6 +144,57 @@ test("errors in plain words", () => {
     describeError(error({ code: "network_error", phase: "stream" })),
     "The connection to the server broke off; the answer above is incomplete.",
   );
+});
+
+test("the service's limits and restarts in plain words, with one retry time", () => {
+  const error = (fields) => new ChatError({ code: "x", message: "m", ...fields });
+  // The service's own messages (sse/limits.py, sse/server.py): the page's precise
+  // retry time replaces their vaguer "try again ..." instead of repeating it.
+  assert.equal(
+    describeError(
+      error({
+        status: 429,
+        code: "rate_limited",
+        message: "too many requests: the limit is 20 a minute (bursts of 5); try again in 12 s",
+        retryAfter: 12,
+      }),
+    ),
+    "Rate limited: Too many requests: the limit is 20 a minute (bursts of 5). Try again in 12 seconds.",
+  );
+  assert.equal(
+    describeError(
+      error({
+        status: 429,
+        code: "too_many_streams",
+        message: "you already have 2 answers streaming; wait for one to finish",
+        retryAfter: 5,
+      }),
+    ),
+    "Rate limited: You already have 2 answers streaming; wait for one to finish. Try again in 5 seconds.",
+  );
+  assert.equal(
+    describeError(
+      error({
+        status: 503,
+        code: "server_busy",
+        message: "the server is answering as many requests as it can (8); try again shortly",
+        retryAfter: 5,
+      }),
+    ),
+    "The server is answering as many requests as it can (8). Try again in 5 seconds.",
+  );
+  assert.equal(
+    describeError(
+      error({ status: 503, code: "shutting_down", message: "the server is restarting; try again in a moment", retryAfter: 1 }),
+    ),
+    "The server is restarting. Try again in a second.",
+  );
+  // Without a retry time the server's advice is all there is: it stays.
+  assert.equal(
+    describeError(error({ status: 503, code: "model_busy", message: "the model is busy; try again shortly" })),
+    "The model is busy; try again shortly.",
+  );
+  assert.equal(withoutRetryAdvice("Try again later"), "Try again later");
 });
 
 test("timings from the done frame", () => {
