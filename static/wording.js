@@ -46,7 +46,7 @@ export function describeError(error) {
 
 /** "the server is busy; try again shortly" -> "the server is busy" */
 export function withoutRetryAdvice(text) {
-  const trimmed = String(text).replace(/[;,.:]?\s*try again\b[^;]*$/i, "").trim();
+  const trimmed = String(text).replace(/;\s*try again\b[^;.]*$/i, "").trim();
   return trimmed || String(text);
 }
 

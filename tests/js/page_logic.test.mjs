@@ -195,6 +195,11 @@ test("the service's limits and restarts in plain words, with one retry time", ()
     "The model is busy; try again shortly.",
   );
   assert.equal(withoutRetryAdvice("Try again later"), "Try again later");
+  // Only a last "; try again ..." clause goes: other wordings stay whole.
+  assert.equal(
+    withoutRetryAdvice("server busy, please try again.  maximum pending requests exceeded"),
+    "server busy, please try again.  maximum pending requests exceeded",
+  );
 });
 
 test("timings from the done frame", () => {
