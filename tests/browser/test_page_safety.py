@@ -76,7 +76,9 @@ async def test_html_scripts_and_javascript_links_in_an_answer_are_inert(chat_pag
     assert set(report["rels"]) == {"noopener noreferrer nofollow"}
     # Nothing leaked out of the answer either: the page still has its one script and no injected elements.
     assert await page.locator("script").count() == 1
-    injected = page.locator("img, iframe, object, embed, svg, base, meta[http-equiv], form:not(#composer):not(#key-form)")
+    injected = page.locator(
+        "img, iframe, object, embed, svg, base, meta[http-equiv], form:not(#composer):not(#key-form)"
+    )
     assert await injected.count() == 0
     await expect(page.locator("body")).to_be_visible()
 
