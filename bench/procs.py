@@ -59,20 +59,21 @@ class Usage:
     cpu_s: float
     rss_kib: int
     at: float
+    system_s: float = 0.0  # the kernel's share of cpu_s (socket calls, mostly)
 
 
 def usage(pid: int) -> Usage:
     with open(f"/proc/{pid}/stat", "rb") as f:
         stat = f.read()
     fields = stat[stat.rfind(b")") + 2 :].split()
-    cpu = (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+    user, system = int(fields[11]) / _TICK, int(fields[12]) / _TICK  # utime, stime
     rss = 0
     with open(f"/proc/{pid}/status", "rb") as f:
         for line in f:
             if line.startswith(b"VmRSS:"):
                 rss = int(line.split()[1])
                 break
-    return Usage(cpu, rss, time.monotonic())
+    return Usage(user + system, rss, time.monotonic(), system)
 
 
 class Process:

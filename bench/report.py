@@ -102,6 +102,7 @@ def table(results: dict[str, Any]) -> str:
     load = f"{fixed.get('fixed_streams')} streams × 1 token/{_fmt(fixed.get('fixed_interval_ms'), 0)} ms"
     row(f"tokens/s at the fixed load ({load})", "fixed", "tokens_per_s")
     row("CPU µs per token at the fixed load (relay: the service)", "fixed", "cpu_us_per_token", digits=2)
+    row("… of which in the kernel, µs per token", "fixed", "system_us_per_token", digits=2)
     row("CPU % at the fixed load (relay: the service's core)", "fixed", "cpu_percent")
     row("token latency p50 at the fixed load, ms", "fixed", "latency_ms", "p50", digits=3)
     row("token latency p99 at the fixed load, ms", "fixed", "latency_ms", "p99", digits=3)

@@ -154,6 +154,7 @@ async def fixed_load(bench: Bench, target: Target, service: Process | None) -> d
     totals.recording = False
     after = service.usage() if service else usage(os.getpid())
     harness_after, tokens = bench.harness_cpu(), totals.tokens - tokens_before
+    upstream = await bench.generations()
     await load.stop()
     window = after.at - before.at
     cpu = after.cpu_s - before.cpu_s
@@ -165,10 +166,13 @@ async def fixed_load(bench: Bench, target: Target, service: Process | None) -> d
         "offered_tokens_per_s": round(s.fixed_streams * 1000 / s.fixed_interval_ms),
         "tokens_per_s": round(tokens / window),
         "cpu_us_per_token": round(cpu * 1e6 / tokens, 2) if tokens else None,
+        "system_us_per_token": round((after.system_s - before.system_s) * 1e6 / tokens, 2) if tokens else None,
         "cpu_percent": round(cpu * 100 / window, 1),
         "cpu_of": "service" if service else "load generator",
         "harness_cpu_percent": round((harness_after - harness_before) * 100 / window, 1),
         "latency_ms": report.percentiles(totals.latencies_ns),
+        "upstream_generations": len(upstream["generations"]),
+        "upstream_connections": upstream["connections"],
         "streams_done": totals.streams_done,
         "streams_failed": totals.streams_failed,
         "failures": totals.failures,
@@ -187,6 +191,7 @@ async def max_rate(bench: Bench, target: Target, service: Process | None) -> dic
     await asyncio.sleep(s.max_window_s)
     window, tokens = time.monotonic() - start, totals.tokens - tokens_before
     after = service.usage() if service else None
+    upstream = await bench.generations()
     await load.stop()
     figures: dict[str, Any] = {
         "streams": s.max_streams,
@@ -196,11 +201,14 @@ async def max_rate(bench: Bench, target: Target, service: Process | None) -> dic
         "streams_done": totals.streams_done,
         "streams_failed": totals.streams_failed,
         "failures": totals.failures,
+        "upstream_generations": len(upstream["generations"]),
+        "upstream_connections": upstream["connections"],
     }
     if before and after:
         cpu = after.cpu_s - before.cpu_s
         figures["cpu_percent"] = round(cpu * 100 / window, 1)
         figures["cpu_us_per_token"] = round(cpu * 1e6 / tokens, 2) if tokens else None
+        figures["system_us_per_token"] = round((after.system_s - before.system_s) * 1e6 / tokens, 2) if tokens else None
     return figures
 
 

@@ -86,6 +86,11 @@ def done_line(tokens: int, elapsed_ns: int) -> bytes:
     return json.dumps(line, separators=(",", ":")).encode() + b"\n"
 
 
+def _write_if_open(transport: Any, data: bytes) -> None:
+    if not transport.is_closing():
+        transport.write(data)
+
+
 def parse_spec(content: str) -> dict[str, str]:
     """``bench id=7 n=500 interval=5 mode=stamp`` -> its fields."""
     return dict(part.split("=", 1) for part in content.split() if "=" in part)
@@ -116,6 +121,7 @@ class Upstream:
         self.loop = asyncio.get_running_loop()
         self.generations: dict[str, Generation] = {}
         self.active = 0
+        self.connections = 0  # ever accepted: fewer than generations when clients pool them
         self._heap: list[tuple[int, int, Generation]] = []
         self._order = 0
         self._timer: asyncio.TimerHandle | None = None
@@ -207,9 +213,9 @@ class Upstream:
             data = self.head + data
         transport = gen.protocol.transport
         # Like Go's net/http: the done line is flushed, the terminator follows
-        # when the handler returns.
+        # in its own write when the handler returns.
         transport.write(data)
-        transport.write(_TERMINATOR)
+        self.loop.call_soon(_write_if_open, transport, _TERMINATOR)
         gen.finished = True
         self.active -= 1
         gen.protocol.generation = None
@@ -219,6 +225,7 @@ class Upstream:
     def records(self) -> dict[str, Any]:
         return {
             "active": self.active,
+            "connections": self.connections,
             "generations": [g.record() for g in self.generations.values()],
         }
 
@@ -235,6 +242,7 @@ class UpstreamProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
+        self.upstream.connections += 1
 
     def connection_lost(self, exc: Exception | None) -> None:
         gen = self.generation
@@ -294,6 +302,7 @@ class UpstreamProtocol(asyncio.Protocol):
         elif path == "/bench/generations":
             self.transport.write(_json_response(upstream.records()))
         elif path == "/bench/reset":
+            upstream.connections = 0
             upstream.generations = {
                 k: g for k, g in upstream.generations.items() if not g.finished and g.closed_ns is None
             }
