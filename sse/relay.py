@@ -28,7 +28,6 @@ real status code and a JSON error rather than an error frame.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -133,12 +132,15 @@ class ChatStream:
         self._commit_lock = asyncio.Lock()
         self._meta_sent = False
         self._streaming = False  # True once a provider has produced its first event
-        # Set with ``_streaming``: the watchdog, asleep until its next heartbeat
-        # while there was no idle deadline yet, must wake to start one.
-        self._streaming_started = asyncio.Event()
+        # Resolved with ``_streaming``: the watchdog, asleep until its next
+        # heartbeat while there was no idle deadline yet, must wake to start
+        # one.  A bare future, not an ``asyncio.Event``: an Event allocates a
+        # deque up front, and every open stream pays for it.
+        self._streaming_started: asyncio.Future[None] = self._loop.create_future()
         self.last_write = self._loop.time()
         self.last_upstream = self.last_write
         self._pump_task: asyncio.Task[Done] | None = None
+        self._finished_upstream: AsyncIterator[Event] | None = None
         self._forced: ApiError | None = None
         # Set when we abort the client's connection ourselves, because the abort
         # makes aiohttp cancel this handler before the cause reaches ``run``.
@@ -170,8 +172,12 @@ class ChatStream:
             raise
         finally:
             await _stop(pump, watchdog)
-            self.registry.remove(self)
             finish(self.record, outcome, self.observers, message)
+            try:
+                if self._finished_upstream is not None:
+                    await _close(self._finished_upstream)
+            finally:
+                self.registry.remove(self)
 
     # -- the pump: providers in order, then every event
 
@@ -211,39 +217,51 @@ class ChatStream:
             self.record.served = True
             assert stream is not None
             try:
-                return await self._relay(provider, first, stream)
-            finally:
+                done = await self._relay(provider, first, stream)
+            except BaseException:
                 await _close(stream)
+                raise
+            # Closed by the coordinator once ``done`` is written: closing may
+            # drain the rest of the upstream body to pool its connection, and
+            # the client must not wait for that.
+            self._finished_upstream = stream
+            return done
         assert last_error is not None
         raise last_error
 
     async def _relay(self, provider: Provider, first: Event, stream: AsyncIterator[Event]) -> Done:
         self._streaming = True
-        self._streaming_started.set()
-        self.last_upstream = self._loop.time()
+        if not self._streaming_started.done():
+            self._streaming_started.set_result(None)
+        time_now = self._loop.time
+        self.last_upstream = time_now()
         await self._send_meta()
         event: Event | None = first
         iterator = aiter(stream)
         record = self.record
+        send = self._send
+        text_frame = frames.text_frame
+        # Once per upstream read: one event (the tokens of a read are already
+        # merged), one frame, one write.
         while True:
             if event is None:
                 try:
                     event = await anext(iterator)
                 except StopAsyncIteration:
                     raise UpstreamDisconnected(f"{provider.name} ended the stream without finishing") from None
-                self.last_upstream = self._loop.time()
+                self.last_upstream = time_now()
             kind = type(event)
             if kind is Token:
                 assert isinstance(event, Token)
                 self._seq += 1
-                await self._send(frames.text_frame("token", event.text, self._seq))
+                await send(text_frame("token", event.text, self._seq))
                 if record.first_token_at is None:
                     record.first_token_at = time.monotonic()
                 record.tokens += event.count
             elif kind is Thinking:
                 assert isinstance(event, Thinking)
                 self._seq += 1
-                await self._send(frames.text_frame("thinking", event.text, self._seq))
+                await send(text_frame("thinking", event.text, self._seq))
                 if record.first_token_at is None:
                     record.first_token_at = time.monotonic()
                 record.thinking_tokens += event.count
@@ -284,12 +302,11 @@ class ChatStream:
                 self.record.heartbeats += 1
                 continue
             delay = min(ping_at, idle_at) - now
-            if self._streaming_started.is_set():
+            if self._streaming_started.done():
                 await asyncio.sleep(delay)
             else:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        await self._streaming_started.wait()
+                # ``wait`` leaves the future alone when the delay runs out.
+                await asyncio.wait((self._streaming_started,), timeout=delay)
 
     # -- writing
 

@@ -34,7 +34,7 @@ from ..events import Done, Event, Skipped, StreamError, Thinking, Token, Usage, 
 from ..ndjson import LineTooLong, NdjsonDecoder
 from ..routing import ModelMap
 from .base import ModelInfo, Readiness
-from .http import error_message, make_session, open_stream, read_chunk, read_limited
+from .http import READ_ERRORS, dropped, error_message, make_session, open_stream, read_limited
 
 _NS = 1e-9
 _MODELS_TTL = 30.0
@@ -150,30 +150,38 @@ class OllamaProvider:
         url, payload = self._payload(request, model)
         chat = request.messages is not None
         decoder = NdjsonDecoder(self.max_line_bytes)
-        async with open_stream(self.session, url, payload, name=self.name) as response:
+        name = self.name
+        async with open_stream(self.session, url, payload, name=name) as upstream:
+            # The loop runs once per network read: it reads the body itself
+            # (no helper coroutine per read) and yields a lone event as it is.
+            readany = upstream.response.content.readany
             while True:
-                chunk = await read_chunk(response, self.name)
+                try:
+                    chunk = await readany()
+                except READ_ERRORS as exc:
+                    raise dropped(name, exc) from None
                 try:
                     lines = decoder.feed(chunk) if chunk else decoder.close()
                 except LineTooLong as exc:
-                    raise UpstreamError(f"{self.name} sent a {exc}", code="upstream_protocol") from None
-                skipped = decoder.skipped
+                    raise UpstreamError(f"{name} sent a {exc}", code="upstream_protocol") from None
                 events: list[Event] = []
                 finished = False
                 for line in lines:
                     if _map_line(line, chat, events):
-                        finished = True
+                        finished = upstream.complete = True
                         break
-                if skipped:
+                if decoder.skipped:
+                    events.insert(0, Skipped(decoder.skipped, (decoder.last_skipped or b"").decode("utf-8", "replace")))
                     decoder.skipped = 0
-                    sample = (decoder.last_skipped or b"").decode("utf-8", "replace")
-                    events.insert(0, Skipped(skipped, sample))
-                for event in coalesce(events):
-                    yield event
+                if len(events) == 1:
+                    yield events[0]
+                else:
+                    for event in coalesce(events):
+                        yield event
                 if finished:
                     return
                 if not chunk:
-                    raise UpstreamDisconnected(f"{self.name} ended the stream without its final line")
+                    raise UpstreamDisconnected(f"{name} ended the stream without its final line")
 
 
 def _map_line(line: Any, chat: bool, out: list[Event]) -> bool:
