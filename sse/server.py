@@ -168,6 +168,14 @@ def client_of(request: web.Request) -> str:
 
 
 async def chat(request: web.Request) -> web.StreamResponse:
+    # The request's body and its parsed JSON are locals of ``_chat_stream``
+    # alone, so they are freed before the stream runs, not held for its life.
+    stream = await _chat_stream(request)
+    return await stream.run()
+
+
+async def _chat_stream(request: web.Request) -> ChatStream:
+    """Check and read a chat request; the stream that will answer it."""
     app = request.app
     settings = app[SETTINGS]
     registry = app[REGISTRY]
@@ -194,7 +202,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
         input_chars=chat_request.input_chars,
         prompt=(chat_request.prompt or chat_request.as_messages()[-1].content) if settings.log_prompts else None,
     )
-    stream = ChatStream(
+    return ChatStream(
         request,
         chat_request,
         app[ROUTER],
@@ -203,7 +211,6 @@ async def chat(request: web.Request) -> web.StreamResponse:
         registry=registry,
         observers=app[OBSERVERS],
     )
-    return await stream.run()
 
 
 async def models(request: web.Request) -> web.Response:
