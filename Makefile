@@ -2,6 +2,7 @@
 #
 #   make serve   set up a virtualenv with the built-in model and serve http://127.0.0.1:8080
 #   make test    set up everything the tests need (system packages too) and run the whole suite
+#   make bench   measure the relay against a direct reader on loopback (bench/README.md)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -13,7 +14,7 @@ PIP := $(VENV)/bin/pip
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 SYSTEM_PACKAGES := nginx-light redis-server chromium systemd
 
-.PHONY: serve test lint typecheck pytest jstest venv deps-serve deps-test system-deps bench clean
+.PHONY: serve test lint typecheck pytest jstest venv deps-serve deps-test deps-bench system-deps bench clean
 
 serve: deps-serve
 	$(PY) app.py $(ARGS)
@@ -43,7 +44,14 @@ deps-serve: venv
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q -e '.[local]'
 
 deps-test: venv system-deps
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q -e '.[test,test-openai,lint,local,metrics]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q -e '.[test,test-openai,lint,local,metrics,fast]'
+
+# The service as deployed (metrics, uvloop); py-spy for `make bench ARGS="--profile DIR"`.
+deps-bench: venv
+	$(PIP) install -q -e '.[metrics,fast]' py-spy
+
+bench: deps-bench
+	$(PY) bench/run.py $(ARGS)
 
 # nginx, Redis and Chromium are real parts of the test suite; install what is missing.
 system-deps:
