@@ -153,35 +153,47 @@ class OllamaProvider:
         name = self.name
         async with open_stream(self.session, url, payload, name=name) as upstream:
             # The loop runs once per network read: it reads the body itself
-            # (no helper coroutine per read) and yields a lone event as it is.
+            # (no helper coroutine per read), and holds nothing of the last
+            # read while it waits for the next (a thousand open streams would
+            # each keep a chunk, a parsed line and its events alive).
             readany = upstream.response.content.readany
             while True:
                 try:
                     chunk = await readany()
                 except READ_ERRORS as exc:
                     raise dropped(name, exc) from None
-                try:
-                    lines = decoder.feed(chunk) if chunk else decoder.close()
-                except LineTooLong as exc:
-                    raise UpstreamError(f"{name} sent a {exc}", code="upstream_protocol") from None
-                events: list[Event] = []
-                finished = False
-                for line in lines:
-                    if _map_line(line, chat, events):
-                        finished = upstream.complete = True
-                        break
-                if decoder.skipped:
-                    events.insert(0, Skipped(decoder.skipped, (decoder.last_skipped or b"").decode("utf-8", "replace")))
-                    decoder.skipped = 0
-                if len(events) == 1:
-                    yield events[0]
-                else:
-                    for event in coalesce(events):
-                        yield event
+                events, finished = _read_events(decoder, chunk, chat, name)
+                at_end = not chunk
+                del chunk
+                if finished:
+                    upstream.complete = True
+                if len(events) > 1:
+                    events = coalesce(events)
+                events.reverse()
+                while events:
+                    yield events.pop()
                 if finished:
                     return
-                if not chunk:
+                if at_end:
                     raise UpstreamDisconnected(f"{name} ended the stream without its final line")
+
+
+def _read_events(decoder: NdjsonDecoder, chunk: bytes, chat: bool, name: str) -> tuple[list[Event], bool]:
+    """The events of one network read (``b""``: the body's end); True if the answer ended."""
+    try:
+        lines = decoder.feed(chunk) if chunk else decoder.close()
+    except LineTooLong as exc:
+        raise UpstreamError(f"{name} sent a {exc}", code="upstream_protocol") from None
+    events: list[Event] = []
+    finished = False
+    for line in lines:
+        if _map_line(line, chat, events):
+            finished = True
+            break
+    if decoder.skipped:
+        events.insert(0, Skipped(decoder.skipped, (decoder.last_skipped or b"").decode("utf-8", "replace")))
+        decoder.skipped = 0
+    return events, finished
 
 
 def _map_line(line: Any, chat: bool, out: list[Event]) -> bool:
