@@ -44,11 +44,11 @@ deps-serve: venv
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q -e '.[local]'
 
 deps-test: venv system-deps
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q -e '.[test,test-openai,lint,local,metrics,fast]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q -e '.[test,test-openai,lint,local,metrics]'
 
-# The service as deployed (metrics, uvloop); py-spy for `make bench ARGS="--profile DIR"`.
+# The service as deployed (with metrics); py-spy for `make bench ARGS="--profile DIR"`.
 deps-bench: venv
-	$(PIP) install -q -e '.[metrics,fast]' py-spy
+	$(PIP) install -q -e '.[metrics]' py-spy
 
 bench: deps-bench
 	$(PY) bench/run.py $(ARGS)

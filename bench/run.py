@@ -351,7 +351,6 @@ def machine() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "aiohttp": _version("aiohttp"),
-        "uvloop": _version("uvloop"),
         "commit": commit.stdout.strip() + ("+changes" if dirty.stdout.strip() else ""),
     }
 

@@ -153,7 +153,7 @@ class Upstream:
             return
         if self._timer is not None:
             self._timer.cancel()
-        # loop.time() is time.monotonic() in asyncio's default loop and in uvloop.
+        # loop.time() is time.monotonic(): the due times convert directly.
         self._timer = self.loop.call_at(at, self._tick)
         self._timer_at = at
 

@@ -9,12 +9,10 @@ answer stopped -- and exit 0.
 from __future__ import annotations
 
 import asyncio
-import importlib
-import importlib.util
 import logging
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from aiohttp import web
 
@@ -38,33 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logs.configure(settings.log_level)
     try:
-        factory = event_loop(settings.event_loop)
-    except SettingsError as exc:
-        print(f"llm-sse: {exc}", file=sys.stderr)
-        return 2
-    try:
-        with asyncio.Runner(loop_factory=factory) as runner:
-            return runner.run(serve(settings))
+        return asyncio.run(serve(settings))
     except KeyboardInterrupt:  # a second Ctrl-C during shutdown
         return 130
-
-
-def event_loop(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """The event loop to run on: uvloop when installed (``auto``) or asked for.
-
-    uvloop (the ``fast`` extra) does the socket work of every token in C;
-    bench/ measures what it saves.  ``asyncio`` turns it off.
-    """
-    if choice == "asyncio" or (choice == "auto" and importlib.util.find_spec("uvloop") is None):
-        return None
-    try:
-        uvloop = importlib.import_module("uvloop")
-    except ImportError:
-        raise SettingsError(
-            "--event-loop / LLM_SSE_EVENT_LOOP is 'uvloop' but uvloop is not installed: pip install 'llm-sse[fast]'"
-        ) from None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
 
 
 async def serve(settings: Settings) -> int:
@@ -88,10 +62,7 @@ async def serve(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    log.info(
-        "listening",
-        extra={"url": f"http://{settings.host}:{_bound_port(site, settings.port)}/", "event_loop": _loop_name()},
-    )
+    log.info("listening", extra={"url": f"http://{settings.host}:{_bound_port(site, settings.port)}/"})
     await stop.wait()
     await drain(runner, settings.shutdown_grace)
     return 0
@@ -109,11 +80,6 @@ async def drain(runner: web.AppRunner, grace: float) -> None:
         await registry.wait_idle(_FINAL_FRAME_WINDOW)
     await runner.cleanup()
     log.info("stopped")
-
-
-def _loop_name() -> str:
-    module = type(asyncio.get_running_loop()).__module__
-    return "uvloop" if module.startswith("uvloop") else "asyncio"
 
 
 def _bound_port(site: web.TCPSite, default: int) -> int:

@@ -27,7 +27,6 @@ _TRUE = {"1", "true", "yes", "on"}
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _RESERVED_HEADERS = {"authorization", "content-type", "content-length", "host", "accept", "transfer-encoding"}
 _FALSE = {"0", "false", "no", "off", ""}
-EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 
 
 def setting(default: Any, env: str, help: str, *, minimum: float | None = None, secret: bool = False) -> Any:
@@ -169,13 +168,6 @@ class Settings:
         "comma-separated addresses or CIDR blocks of reverse proxies whose X-Forwarded-For is believed",
     )
 
-    # -- runtime
-    event_loop: str = setting(
-        "auto",
-        "LLM_SSE_EVENT_LOOP",
-        "event loop: 'auto' (uvloop if installed, else asyncio's own), 'uvloop' or 'asyncio'",
-    )
-
     # -- logging and files
     log_level: str = setting("info", "LLM_SSE_LOG_LEVEL", "debug, info, warning or error")
     log_prompts: bool = setting(
@@ -200,10 +192,6 @@ class Settings:
                 raise SettingsError(str(exc)) from None
         for name in ("openai_headers", "openrouter_headers"):
             parse_headers(getattr(self, name), setting=_describe(name))
-        if self.event_loop not in EVENT_LOOPS:
-            raise SettingsError(
-                f"--event-loop / LLM_SSE_EVENT_LOOP must be one of {', '.join(EVENT_LOOPS)}, got {self.event_loop!r}"
-            )
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise SettingsError(
                 f"--log-level / LLM_SSE_LOG_LEVEL must be debug, info, warning or error, got {self.log_level!r}"

@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import socket
-import sys
 
-import pytest
-
-from sse.cli import event_loop
-from sse.settings import SettingsError
 from tests.process import ServiceProcess
 
 
@@ -44,30 +39,3 @@ async def test_an_explicit_ollama_provider_starts_even_if_ollama_is_down(client)
     finally:
         process.signal()
         assert await process.wait() == 0
-
-
-@pytest.mark.parametrize("choice", ["uvloop", "asyncio"])
-async def test_the_event_loop_setting_chooses_the_loop_the_service_runs_on(choice):
-    process = ServiceProcess("--provider", "ollama", "--port", "0", "--event-loop", choice)
-    await process.start()
-    try:
-        listening = await process.wait_for_line(lambda line: line.get("msg") == "listening")
-        assert listening["event_loop"] == choice
-    finally:
-        process.signal()
-        assert await process.wait() == 0
-
-
-async def test_an_unknown_event_loop_exits_2_naming_the_choices():
-    process = ServiceProcess("--provider", "ollama", "--port", "0", "--event-loop", "trio")
-    await process.start(wait_listening=False)
-    assert await process.wait() == 2
-    assert any("must be one of auto, uvloop, asyncio" in text for text in process.stderr_text)
-
-
-def test_auto_falls_back_to_asyncio_and_uvloop_fails_clearly_without_the_extra(monkeypatch):
-    monkeypatch.setitem(sys.modules, "uvloop", None)  # what an environment without uvloop sees
-    assert event_loop("auto") is None
-    assert event_loop("asyncio") is None
-    with pytest.raises(SettingsError, match=r"uvloop is not installed: pip install 'llm-sse\[fast\]'"):
-        event_loop("uvloop")
