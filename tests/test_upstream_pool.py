@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from sse.providers import http
-from tests.fakes.ollama import Gate, Hang, Script, token_lines
+from tests.fakes.ollama import Gate, Hang, Line, Script, token_lines
 from tests.helpers import eventually, read_frames, text_of
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
@@ -40,3 +40,15 @@ async def test_a_body_that_never_ends_after_the_done_line_is_closed_after_a_boun
     assert frames[-1].event == "done"
     await asyncio.wait_for(fake_ollama.requests[0].disconnected.wait(), 5)
     await eventually(lambda: fake_ollama.open_connections == 0)
+
+
+async def test_an_in_band_error_closes_the_upstream_at_once_and_its_frame_does_not_wait(
+    service, client, fake_ollama, monkeypatch
+):
+    monkeypatch.setattr(http, "DRAIN_TIMEOUT", 60.0)  # a drain would show as a hang
+    fake_ollama.push(Script([*token_lines(["one"])[:1], Line({"error": "model crashed"}), Hang()]))
+    async with client.post(service.url + "/api/chat", json=CHAT) as response:
+        frames = await asyncio.wait_for(read_frames(response), 10)
+    assert frames[-1].event == "error"
+    assert frames[-1].data["message"] == "model crashed"
+    await asyncio.wait_for(fake_ollama.requests[0].disconnected.wait(), 5)

@@ -40,9 +40,10 @@ DRAIN_LIMIT = 64 * 1024
 class UpstreamBody:
     """An open upstream answer, and whether its provider has read its last line.
 
-    A provider sets ``complete`` when it has seen the answer's end (Ollama's
-    ``done`` line, OpenAI's ``[DONE]``): the connection is then worth draining
-    to the end of the body and reusing.  Otherwise it is closed, so a model
+    A provider sets ``complete`` when it has read a successful answer's end
+    (Ollama's ``done`` line, OpenAI's ``[DONE]``): the connection is then worth
+    draining to the end of the body and reusing.  Otherwise (an in-band error
+    included, whose frame must not wait for a drain) it is closed, so a model
     that is still generating sees the close.
     """
 
@@ -173,6 +174,14 @@ async def _drain(response: aiohttp.ClientResponse) -> None:
             response.close()
 
 
+# What a read of an upstream body raises when the connection drops.
+READ_ERRORS = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError)
+
+
+def dropped(name: str, exc: BaseException) -> UpstreamDisconnected:
+    return UpstreamDisconnected(f"{name} dropped the connection mid-answer: {exc}")
+
+
 async def read_chunk(response: aiohttp.ClientResponse, name: str) -> bytes:
     """The next network read of the body; ``b""`` at its end.
 
@@ -183,11 +192,3 @@ async def read_chunk(response: aiohttp.ClientResponse, name: str) -> bytes:
         return await response.content.readany()
     except READ_ERRORS as exc:
         raise dropped(name, exc) from None
-
-
-# What a read of an upstream body raises when the connection drops.
-READ_ERRORS = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError)
-
-
-def dropped(name: str, exc: BaseException) -> UpstreamDisconnected:
-    return UpstreamDisconnected(f"{name} dropped the connection mid-answer: {exc}")

@@ -165,7 +165,7 @@ class OllamaProvider:
                 events, finished = _read_events(decoder, chunk, chat, name)
                 at_end = not chunk
                 del chunk
-                if finished:
+                if finished and type(events[-1]) is Done:
                     upstream.complete = True
                 if len(events) > 1:
                     events = coalesce(events)

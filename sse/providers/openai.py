@@ -257,7 +257,8 @@ class OpenAIProvider:
                 finished = False
                 for sse_event in sse_events:
                     if reader.read(sse_event, events):
-                        finished = upstream.complete = True
+                        finished = True
+                        upstream.complete = type(events[-1]) is Done
                         break
                 for event in coalesce(events):
                     yield event
