@@ -2,6 +2,7 @@
 #
 #   make serve   set up a virtualenv with the built-in model and serve http://127.0.0.1:8080
 #   make test    set up everything the tests need (system packages too) and run the whole suite
+#   make bench   measure the relay against a direct reader on loopback (bench/README.md)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -13,7 +14,7 @@ PIP := $(VENV)/bin/pip
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 SYSTEM_PACKAGES := nginx-light redis-server chromium systemd openssl curl
 
-.PHONY: serve test lint typecheck pytest jstest venv deps-serve deps-test system-deps bench clean
+.PHONY: serve test lint typecheck pytest jstest venv deps-serve deps-test deps-bench system-deps bench clean
 
 serve: deps-serve
 	$(PY) app.py $(ARGS)
@@ -45,6 +46,13 @@ deps-serve: venv
 
 deps-test: venv system-deps
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q -e '.[test,test-openai,lint,local,metrics,redis]'
+
+# The service as deployed (with metrics); py-spy for `make bench ARGS="--profile DIR"`.
+deps-bench: venv
+	$(PIP) install -q -e '.[metrics]' py-spy
+
+bench: deps-bench
+	$(PY) bench/run.py $(ARGS)
 
 # nginx, Redis and Chromium are real parts of the test suite; install what is missing.
 # systemd-analyze checks the unit; openssl makes the TLS test's certificate and

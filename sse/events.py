@@ -82,17 +82,35 @@ def coalesce(events: list[Event]) -> list[Event]:
 
     Called on the events decoded from one upstream read: a read that carried
     five tokens becomes one frame and one write to the client instead of five,
-    which is most of what a relay can save per token.
+    which is most of what a relay can save per token.  Each run's texts are
+    joined once: a busy upstream's read can carry a thousand tokens, and
+    adding them one by one would copy the growing text a thousand times.
     """
     if len(events) < 2:
         return events
     merged: list[Event] = []
+    run: list[Token | Thinking] = []
     for event in events:
-        last = merged[-1] if merged else None
-        if type(event) is Token and type(last) is Token:
-            merged[-1] = Token(last.text + event.text, last.count + event.count)
-        elif type(event) is Thinking and type(last) is Thinking:
-            merged[-1] = Thinking(last.text + event.text, last.count + event.count)
-        else:
-            merged.append(event)
+        if isinstance(event, Token | Thinking):
+            if run and type(run[0]) is type(event):
+                run.append(event)
+                continue
+            if run:
+                merged.append(_merge(run))
+            run = [event]
+            continue
+        if run:
+            merged.append(_merge(run))
+            run = []
+        merged.append(event)
+    if run:
+        merged.append(_merge(run))
     return merged
+
+
+def _merge(run: list[Token | Thinking]) -> Event:
+    if len(run) == 1:
+        return run[0]
+    text = "".join([event.text for event in run])
+    count = sum([event.count for event in run])
+    return Token(text, count) if type(run[0]) is Token else Thinking(text, count)

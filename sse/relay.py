@@ -33,7 +33,6 @@ real status code and a JSON error rather than an error frame.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -161,10 +160,16 @@ class Generation:
         self._seq = 0
         self._meta_sent = False
         self._streaming = False  # True once a provider has produced its first event
-        # Set with ``_streaming``: a watchdog asleep while there was no idle
-        # deadline yet must wake to start one.
-        self._streaming_started = asyncio.Event()
+        # Resolved with ``_streaming``: a watchdog asleep while there was no idle
+        # deadline yet must wake to start one.  A bare future, not an
+        # ``asyncio.Event``: an Event allocates a deque up front, and every open
+        # stream pays for it.
+        self._streaming_started: asyncio.Future[None] = self._loop.create_future()
         self.last_upstream = self._loop.time()
+        # The upstream of an answer that is done, closed by the coordinator only
+        # once ``done`` is written: closing may drain the rest of its body to
+        # pool the connection, and the client must not wait for that.
+        self._finished_upstream: AsyncIterator[Event] | None = None
 
     # -- the pump: providers in order, then every event
 
@@ -204,39 +209,51 @@ class Generation:
             self.record.served = True
             assert stream is not None
             try:
-                return await self._relay(provider, first, stream)
-            finally:
+                done = await self._relay(provider, first, stream)
+            except BaseException:
                 await _close(stream)
+                raise
+            # Closed by the coordinator once ``done`` is written: closing may
+            # drain the rest of the upstream body to pool its connection, and
+            # the client must not wait for that.
+            self._finished_upstream = stream
+            return done
         assert last_error is not None
         raise last_error
 
     async def _relay(self, provider: Provider, first: Event, stream: AsyncIterator[Event]) -> Done:
         self._streaming = True
-        self._streaming_started.set()
-        self.last_upstream = self._loop.time()
+        if not self._streaming_started.done():
+            self._streaming_started.set_result(None)
+        time_now = self._loop.time
+        self.last_upstream = time_now()
         await self._send_meta()
         event: Event | None = first
         iterator = aiter(stream)
         record = self.record
+        send = self._send
+        text_frame = frames.text_frame
+        # Once per upstream read: one event (the tokens of a read are already
+        # merged), one frame, one write.
         while True:
             if event is None:
                 try:
                     event = await anext(iterator)
                 except StopAsyncIteration:
                     raise UpstreamDisconnected(f"{provider.name} ended the stream without finishing") from None
-                self.last_upstream = self._loop.time()
+                self.last_upstream = time_now()
             kind = type(event)
             if kind is Token:
                 assert isinstance(event, Token)
                 self._seq += 1
-                await self._send(frames.text_frame("token", event.text, self._seq))
+                await send(text_frame("token", event.text, self._seq))
                 if record.first_token_at is None:
                     record.first_token_at = time.monotonic()
                 record.tokens += event.count
             elif kind is Thinking:
                 assert isinstance(event, Thinking)
                 self._seq += 1
-                await self._send(frames.text_frame("thinking", event.text, self._seq))
+                await send(text_frame("thinking", event.text, self._seq))
                 if record.first_token_at is None:
                     record.first_token_at = time.monotonic()
                 record.thinking_tokens += event.count
@@ -259,6 +276,16 @@ class Generation:
                     },
                 )
             event = None
+
+    async def _release_upstream(self) -> None:
+        """Close a finished answer's upstream, after its ``done`` frame went out.
+
+        Closing drains the rest of the upstream body (bounded), so the
+        connection goes back to the pool instead of being torn down.
+        """
+        stream, self._finished_upstream = self._finished_upstream, None
+        if stream is not None:
+            await _close(stream)
 
     # -- where frames go (subclasses)
 
@@ -362,8 +389,11 @@ class ChatStream(Generation):
             raise
         finally:
             await _stop(pump, watchdog)
-            self.registry.remove(self)
             finish(self.record, outcome, self.observers, message)
+            try:
+                await self._release_upstream()
+            finally:
+                self.registry.remove(self)
 
     # -- the watchdog: heartbeats and the idle timeout
 
@@ -382,12 +412,11 @@ class ChatStream(Generation):
                 self.record.heartbeats += 1
                 continue
             delay = min(ping_at, idle_at) - now
-            if self._streaming_started.is_set():
+            if self._streaming_started.done():
                 await asyncio.sleep(delay)
             else:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        await self._streaming_started.wait()
+                # ``wait`` leaves the future alone when the delay runs out.
+                await asyncio.wait((self._streaming_started,), timeout=delay)
 
     # -- writing
 

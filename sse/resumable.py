@@ -191,12 +191,14 @@ class ResumableGeneration(Generation):
             result = self._result(pump, watchdog)
             await _stop(pump, watchdog)
             outcome, message = self._finish(result)
+            await self._release_upstream()
         finally:
             if self.live:
                 # Cancelled without a drain (the application is being torn
                 # down): still end the log properly for anyone reading it.
                 outcome, message = self._finish(ApiError("the server is shutting down", status=503, code="shutdown"))
             await _stop(pump, watchdog)
+            await self._release_upstream()
             if self._grace_task is not None:
                 self._grace_task.cancel()
                 self._grace_task = None
@@ -217,7 +219,7 @@ class ResumableGeneration(Generation):
     async def _idle_watchdog(self) -> ApiError:
         """The upstream's silence after its first event; no heartbeats here (followers send their own)."""
         idle = self.settings.idle_timeout
-        await self._streaming_started.wait()
+        await asyncio.wait((self._streaming_started,))
         while True:
             idle_at = self.last_upstream + idle
             now = self._loop.time()

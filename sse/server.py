@@ -320,8 +320,10 @@ async def chat(request: web.Request) -> web.StreamResponse:
         raise ApiError(
             "the body could not be decoded; check its Content-Encoding", status=400, code="invalid_body", field="body"
         ) from None
-    body = parse_json_body(raw)
-    chat_request = parse_chat_request(body, settings.request_limits)
+    chat_request = parse_chat_request(parse_json_body(raw), settings.request_limits)
+    # The body is not needed again: free it now rather than hold it for the
+    # stream's whole life (every open stream would pay for its request).
+    del raw
     flags = _inspect_prompt(chat_request, settings.injection)
     client = client_of(request)
     key_id = key_id_of(request)

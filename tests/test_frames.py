@@ -64,7 +64,19 @@ def test_retry_and_comment_frames():
         frames.encode()
 
 
-@pytest.mark.parametrize("text", ["", "plain", 'quote " and \\ backslash', "emoji 🦊 and 你好", "\u2028", "<script>"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "plain",
+        'quote " and \\ backslash',
+        "emoji 🦊 and 你好",
+        "\u2028",
+        "<script>",
+        "a\u0085b\u2029c\u2028",
+        "\x00\x1f\n",
+    ],
+)
 def test_fast_text_frame_equals_the_generic_encoder(text):
     assert frames.text_frame("token", text, 7) == frames.encode("token", {"text": text}, id=7)
 

@@ -85,3 +85,33 @@ def test_a_long_context_line_fits_the_default_limit():
     data = json.dumps(done).encode() + b"\n"
     assert len(data) > 700_000
     assert decode_chunks([data[i : i + 65536] for i in range(0, len(data), 65536)]) == [done]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"a":1}',
+        b'{"a":1}\r',
+        b'  {"a":1}',
+        b'{"a":1}  ',
+        b'{"a":1}{"b":2}',
+        b"\xef\xbb\xbf{}",
+        b'{"a":"\xff"}',
+        b'{"a":"\xed\xa0\x80"}',
+        b'{"a":NaN,"b":-Infinity}',
+        b'{"a":"\\ud83e\\udd8a"}',
+        b"[1,2]",
+        b'"text"',
+        b"{",
+        b"null",
+    ],
+)
+def test_a_line_is_accepted_or_skipped_exactly_as_json_loads_decides(line):
+    try:
+        expected = [json.loads(line)]
+    except ValueError:
+        expected = []
+    decoder = NdjsonDecoder()
+    got = decoder.feed(line + b"\n")
+    assert repr(got) == repr(expected)
+    assert decoder.skipped == (0 if expected else 1)

@@ -11,9 +11,11 @@ generating: the upstream sees no FIN).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -27,6 +29,26 @@ from ..errors import (
 )
 
 ERROR_BODY_LIMIT = 64 * 1024
+# After an answer's last line, what may still come before the body's end (the
+# chunked terminator, a trailing newline) is read for at most this long and this
+# much, so the connection can go back to the pool; past either, it is closed.
+DRAIN_TIMEOUT = 1.0
+DRAIN_LIMIT = 64 * 1024
+
+
+@dataclass(slots=True)
+class UpstreamBody:
+    """An open upstream answer, and whether its provider has read its last line.
+
+    A provider sets ``complete`` when it has read a successful answer's end
+    (Ollama's ``done`` line, OpenAI's ``[DONE]``): the connection is then worth
+    draining to the end of the body and reusing.  Otherwise (an in-band error
+    included, whose frame must not wait for a drain) it is closed, so a model
+    that is still generating sees the close.
+    """
+
+    response: aiohttp.ClientResponse
+    complete: bool = False
 
 
 def make_session(*, connect_timeout: float, limit: int = 0) -> aiohttp.ClientSession:
@@ -99,11 +121,13 @@ async def open_stream(
     on_error_status: Callable[[int, str, float | None], UpstreamError] = lambda s, m, r: from_upstream_status(
         s, m, retry_after=r
     ),
-) -> AsyncIterator[aiohttp.ClientResponse]:
+) -> AsyncIterator[UpstreamBody]:
     """POST ``payload`` and yield the streaming response once it answered 200.
 
-    On leaving the block without having read the body to its end (the client
-    left, a timeout, an error), the connection is closed, not pooled.
+    On leaving the block without having read the answer to its end (the
+    client left, a timeout, an error), the connection is closed, not pooled.
+    After a complete answer (``UpstreamBody.complete``), the rest of the body
+    is drained, bounded, and the connection pooled.
     """
     try:
         response = await session.post(url, json=payload, headers=headers)
@@ -113,19 +137,49 @@ async def open_stream(
         raise UpstreamUnavailable(f"{name} is unreachable at {url.split('/api/')[0]}: {exc.os_error or exc}") from None
     except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
         raise UpstreamDisconnected(f"{name} closed the connection before answering: {exc}") from None
+    body: UpstreamBody | None = None
     try:
         if response.status != 200:
             try:
-                body = await read_limited(response)
+                error_body = await read_limited(response)
             except (TimeoutError, aiohttp.ClientError):
-                body = b""
-            raise on_error_status(response.status, error_message(body), _retry_after(response))
-        yield response
+                error_body = b""
+            raise on_error_status(response.status, error_message(error_body), _retry_after(response))
+        body = UpstreamBody(response)
+        yield body
     finally:
-        if not response.content.is_eof() or response.content.exception() is not None:
-            response.close()
-        else:
+        content = response.content
+        if content.is_eof() and content.exception() is None:
             response.release()
+        elif body is not None and body.complete:
+            await _drain(response)
+        else:
+            response.close()
+
+
+async def _drain(response: aiohttp.ClientResponse) -> None:
+    """Read what follows an answer's last line, then pool the connection; or close it."""
+    content = response.content
+    size = 0
+    try:
+        async with asyncio.timeout(DRAIN_TIMEOUT):
+            while size <= DRAIN_LIMIT and (chunk := await content.readany()):
+                size += len(chunk)
+    except (TimeoutError, aiohttp.ClientError):
+        pass
+    finally:
+        if content.is_eof() and content.exception() is None and size <= DRAIN_LIMIT:
+            response.release()
+        else:
+            response.close()
+
+
+# What a read of an upstream body raises when the connection drops.
+READ_ERRORS = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError)
+
+
+def dropped(name: str, exc: BaseException) -> UpstreamDisconnected:
+    return UpstreamDisconnected(f"{name} dropped the connection mid-answer: {exc}")
 
 
 async def read_chunk(response: aiohttp.ClientResponse, name: str) -> bytes:
@@ -136,5 +190,5 @@ async def read_chunk(response: aiohttp.ClientResponse, name: str) -> bytes:
     """
     try:
         return await response.content.readany()
-    except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
-        raise UpstreamDisconnected(f"{name} dropped the connection mid-answer: {exc}") from None
+    except READ_ERRORS as exc:
+        raise dropped(name, exc) from None

@@ -34,7 +34,7 @@ from ..events import Done, Event, Skipped, StreamError, Thinking, Token, Usage, 
 from ..ndjson import LineTooLong, NdjsonDecoder
 from ..routing import ModelMap
 from .base import ModelInfo, Readiness
-from .http import error_message, make_session, open_stream, read_chunk, read_limited
+from .http import READ_ERRORS, dropped, error_message, make_session, open_stream, read_limited
 
 _NS = 1e-9
 _MODELS_TTL = 30.0
@@ -150,30 +150,50 @@ class OllamaProvider:
         url, payload = self._payload(request, model)
         chat = request.messages is not None
         decoder = NdjsonDecoder(self.max_line_bytes)
-        async with open_stream(self.session, url, payload, name=self.name) as response:
+        name = self.name
+        async with open_stream(self.session, url, payload, name=name) as upstream:
+            # The loop runs once per network read: it reads the body itself
+            # (no helper coroutine per read), and holds nothing of the last
+            # read while it waits for the next (a thousand open streams would
+            # each keep a chunk, a parsed line and its events alive).
+            readany = upstream.response.content.readany
             while True:
-                chunk = await read_chunk(response, self.name)
                 try:
-                    lines = decoder.feed(chunk) if chunk else decoder.close()
-                except LineTooLong as exc:
-                    raise UpstreamError(f"{self.name} sent a {exc}", code="upstream_protocol") from None
-                skipped = decoder.skipped
-                events: list[Event] = []
-                finished = False
-                for line in lines:
-                    if _map_line(line, chat, events):
-                        finished = True
-                        break
-                if skipped:
-                    decoder.skipped = 0
-                    sample = (decoder.last_skipped or b"").decode("utf-8", "replace")
-                    events.insert(0, Skipped(skipped, sample))
-                for event in coalesce(events):
-                    yield event
+                    chunk = await readany()
+                except READ_ERRORS as exc:
+                    raise dropped(name, exc) from None
+                events, finished = _read_events(decoder, chunk, chat, name)
+                at_end = not chunk
+                del chunk
+                if finished and type(events[-1]) is Done:
+                    upstream.complete = True
+                if len(events) > 1:
+                    events = coalesce(events)
+                events.reverse()
+                while events:
+                    yield events.pop()
                 if finished:
                     return
-                if not chunk:
-                    raise UpstreamDisconnected(f"{self.name} ended the stream without its final line")
+                if at_end:
+                    raise UpstreamDisconnected(f"{name} ended the stream without its final line")
+
+
+def _read_events(decoder: NdjsonDecoder, chunk: bytes, chat: bool, name: str) -> tuple[list[Event], bool]:
+    """The events of one network read (``b""``: the body's end); True if the answer ended."""
+    try:
+        lines = decoder.feed(chunk) if chunk else decoder.close()
+    except LineTooLong as exc:
+        raise UpstreamError(f"{name} sent a {exc}", code="upstream_protocol") from None
+    events: list[Event] = []
+    finished = False
+    for line in lines:
+        if _map_line(line, chat, events):
+            finished = True
+            break
+    if decoder.skipped:
+        events.insert(0, Skipped(decoder.skipped, (decoder.last_skipped or b"").decode("utf-8", "replace")))
+        decoder.skipped = 0
+    return events, finished
 
 
 def _map_line(line: Any, chat: bool, out: list[Event]) -> bool:

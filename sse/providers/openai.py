@@ -237,7 +237,8 @@ class OpenAIProvider:
             name=self.name,
             headers=self._stream_headers,
             on_error_status=self.status_error,
-        ) as response:
+        ) as upstream:
+            response = upstream.response
             if response.content_type == "application/json":
                 raise await self._json_instead_of_stream(response)
             if response.content_type != "text/event-stream":
@@ -257,6 +258,7 @@ class OpenAIProvider:
                 for sse_event in sse_events:
                     if reader.read(sse_event, events):
                         finished = True
+                        upstream.complete = type(events[-1]) is Done
                         break
                 for event in coalesce(events):
                     yield event

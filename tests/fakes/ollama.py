@@ -106,6 +106,7 @@ class Recorded:
     finished: bool = False
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)
     disconnected_at: float | None = None
+    peer: tuple[str, int] | None = None  # the client's address: the same for requests on one pooled connection
 
 
 def token_lines(
@@ -274,6 +275,7 @@ class FakeOllama:
     async def _stream(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         record = Recorded(request.path, body)
+        record.peer = request.transport.get_extra_info("peername") if request.transport else None
         self.requests.append(record)
         script = self._script_for(request.path, body)
         if script.status != 200:
