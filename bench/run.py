@@ -433,6 +433,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet-wait", type=float, default=1800.0, help="longest wait for a quiet machine, s")
     parser.add_argument("--label", default="", help="a name for this run, kept in the results")
     parser.add_argument("--service-root", default=str(ROOT), help="run the service from this checkout instead")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="relay through bench/floor (a minimal relay: what any Python relay costs here) instead of the service",
+    )
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="change one scale figure")
     parser.add_argument("--profile", default="", help="folder for py-spy profiles of the service (one per scenario)")
     parser.add_argument("service_args", nargs="*", help="extra flags for the service (after --)")
@@ -446,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out = Path(args.out)
     (args.out / "logs").mkdir(parents=True, exist_ok=True)
     args.profile = Path(args.profile) if args.profile else None
-    args.service_root = Path(args.service_root).resolve()
+    args.service_root = (ROOT / "bench" / "floor") if args.floor else Path(args.service_root).resolve()
     results = asyncio.run(run(args))
     results["label"] = args.label
     path = report.write(results, Path(args.out))
