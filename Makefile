@@ -47,9 +47,10 @@ deps-serve: venv
 deps-test: venv system-deps
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q -e '.[test,test-openai,lint,local,metrics,redis]'
 
-# The service as deployed (with metrics); py-spy for `make bench ARGS="--profile DIR"`.
+# The service as deployed (with metrics); py-spy for `make bench ARGS="--profile DIR"`;
+# uvloop for the floor (`make bench ARGS=--floor`), the fastest loop a Python relay could use.
 deps-bench: venv
-	$(PIP) install -q -e '.[metrics]' py-spy
+	$(PIP) install -q -e '.[metrics]' py-spy uvloop
 
 bench: deps-bench
 	$(PY) bench/run.py $(ARGS)

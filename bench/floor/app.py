@@ -85,6 +85,7 @@ class Client(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buffer = b""
         self.upstream: asyncio.BaseTransport | None = None
+        self.starting: asyncio.Future[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -104,7 +105,7 @@ class Client(asyncio.Protocol):
         if len(rest) < length:
             return
         self.buffer = rest[length:]
-        asyncio.ensure_future(self.relay(rest[:length]))
+        self.starting = asyncio.ensure_future(self.relay(rest[:length]))
 
     async def relay(self, body: bytes) -> None:
         assert self.transport is not None
