@@ -324,7 +324,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
     # The body is not needed again: free it now rather than hold it for the
     # stream's whole life (every open stream would pay for its request).
     del raw
-    flags = _inspect_prompt(chat_request, settings.injection)
+    flags = await _inspect_prompt(chat_request, settings.injection)
     client = client_of(request)
     key_id = key_id_of(request)
     record = StreamRecord(
@@ -359,11 +359,22 @@ async def chat(request: web.Request) -> web.StreamResponse:
         return await stream.run()
 
 
-def _inspect_prompt(chat_request: ChatRequest, mode: str) -> tuple[str, ...]:
+# Above this many characters the detector runs in a worker thread: it costs
+# about 0.4 µs a character, so a conversation at the input limit would hold the
+# event loop -- every other stream's tokens -- for tens of milliseconds.  The
+# regex engine keeps the GIL, but a thread gives the loop its turn every
+# switch interval (5 ms) instead of after the whole scan.
+SCAN_OFF_LOOP_CHARS = 4096
+
+
+async def _inspect_prompt(chat_request: ChatRequest, mode: str) -> tuple[str, ...]:
     """The injection detector's flags; in ``block`` mode a finding is a 400."""
     if mode == "off":
         return ()
-    finding = injection.scan_request(chat_request)
+    if chat_request.input_chars > SCAN_OFF_LOOP_CHARS:
+        finding = await asyncio.to_thread(injection.scan_request, chat_request)
+    else:
+        finding = injection.scan_request(chat_request)
     if finding and mode == "block":
         error = ApiError(
             "the message looks like an attempt to override the model's instructions "

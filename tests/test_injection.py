@@ -205,3 +205,27 @@ async def test_off_mode_does_not_look(make_service, client):
     async with client.post(service.url + "/api/chat", json={"prompt": INJECTION}) as response:
         frames = await read_frames(response)
     assert "flags" not in frames[0].data
+
+
+async def test_a_large_prompt_is_scanned_off_the_event_loop_a_small_one_on_it(make_service, client, monkeypatch):
+    import threading
+
+    from sse import injection as detector
+    from sse.server import SCAN_OFF_LOOP_CHARS
+
+    threads: list[str] = []
+    scan = detector.scan_request
+
+    def recording_scan(chat):
+        threads.append(threading.current_thread().name)
+        return scan(chat)
+
+    monkeypatch.setattr(detector, "scan_request", recording_scan)
+    service = await make_service()
+    for size in (100, SCAN_OFF_LOOP_CHARS + 1):
+        async with client.post(service.url + "/api/chat", json={"prompt": "x" * size}) as response:
+            assert response.status == 200
+            await response.read()
+    main = threading.main_thread().name
+    assert threads[0] == main  # small: no thread hop
+    assert threads[1] != main  # large: the loop keeps serving other streams meanwhile
