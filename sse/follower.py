@@ -34,7 +34,7 @@ from aiohttp import web
 from . import frames
 from .errors import ApiError
 from .framelog import Batch, FramesExpired
-from .relay import _UNBLOCKED_WRITE, PING, SSE_HEADERS, ClientGone, SendTimeout, StreamRegistry
+from .relay import PING, SSE_HEADERS, ClientGone, ClientWriter, SendTimeout, StreamRegistry
 from .resumable import ResumableGeneration
 from .settings import Settings
 
@@ -136,7 +136,7 @@ class LocalSource:
         self.generation.detach()
 
 
-class Follower:
+class Follower(ClientWriter):
     """Write a stream's frames after ``after`` to one client, then follow live until the terminal frame."""
 
     def __init__(
@@ -192,13 +192,13 @@ class Follower:
         try:
             if self.kind == "resume":
                 await self._commit()
-                await self._write(frames.encode(retry=RETRY_MS))
+                await self._send(frames.encode(retry=RETRY_MS))
             heartbeat = self.settings.heartbeat
             while True:
                 wait = self.last_write + heartbeat - self._loop.time()
                 if wait <= 0:
                     await self._commit()
-                    await self._write(PING)
+                    await self._send(PING)
                     continue
                 try:
                     batch = await self.source.next(last, wait)
@@ -220,7 +220,7 @@ class Follower:
                     if last == 0 and self.creator_meta is not None:
                         pieces = [self.creator_meta(), *pieces[1:]]
                     await self._commit()
-                    await self._write(b"".join(pieces) if len(pieces) > 1 else pieces[0])
+                    await self._send(b"".join(pieces) if len(pieces) > 1 else pieces[0])
                     self._frames_sent += len(pieces)
                     self._got_meta = True
                     last = batch.last
@@ -269,7 +269,7 @@ class Follower:
     async def _fail(self, code: str, message: str) -> web.StreamResponse:
         """End this follower (not the stream) with an error frame that has no id."""
         await self._commit()
-        await self._write(frames.encode("error", {"code": code, "message": message}))
+        await self._send(frames.encode("error", {"code": code, "message": message}))
         await self.response.write_eof()
         return self.response
 
@@ -277,23 +277,3 @@ class Follower:
         if not self._committed:
             self._committed = True
             await self.response.prepare(self.request)
-
-    async def _write(self, data: bytes) -> None:
-        """One bounded write (the same rule as ``ChatStream._send``)."""
-        transport = self.request.transport
-        if transport is None or transport.is_closing():
-            raise ClientGone()
-        try:
-            if transport.get_write_buffer_size() or len(data) > _UNBLOCKED_WRITE:
-                try:
-                    async with asyncio.timeout(self.settings.send_timeout):
-                        await self.response.write(data)
-                except TimeoutError:
-                    self._aborted_for = SendTimeout()
-                    transport.abort()
-                    raise self._aborted_for from None
-            else:
-                await self.response.write(data)
-        except ConnectionError:
-            raise ClientGone() from None
-        self.last_write = self._loop.time()

@@ -335,7 +335,47 @@ class Generation:
         }
 
 
-class ChatStream(Generation):
+class ClientWriter:
+    """Writes to one client, each write bounded when it may block.
+
+    Shared by ``ChatStream`` and the followers of resumable streams (a mixin,
+    so the token path pays no extra call).  A write that may wait for the
+    client -- its socket buffer is already behind, or this frame alone may
+    fill the transport past its high-water mark -- is bounded by
+    ``send_timeout``; past it the connection is aborted and the stream
+    ends as ``send_timeout``.
+    """
+
+    request: web.Request
+    response: web.StreamResponse
+    settings: Settings
+    _loop: asyncio.AbstractEventLoop
+    last_write: float
+    # Set when we abort the client's connection ourselves, because the abort
+    # makes aiohttp cancel the handler before the cause reaches it.
+    _aborted_for: SendTimeout | None
+
+    async def _send(self, data: bytes) -> None:
+        transport = self.request.transport
+        if transport is None or transport.is_closing():
+            raise ClientGone()
+        try:
+            if transport.get_write_buffer_size() or len(data) > _UNBLOCKED_WRITE:
+                try:
+                    async with asyncio.timeout(self.settings.send_timeout):
+                        await self.response.write(data)
+                except TimeoutError:
+                    self._aborted_for = SendTimeout()
+                    transport.abort()
+                    raise self._aborted_for from None
+            else:
+                await self.response.write(data)
+        except ConnectionError:
+            raise ClientGone() from None
+        self.last_write = self._loop.time()
+
+
+class ChatStream(ClientWriter, Generation):
     """One ``POST /api/chat`` answered as an event stream, frames written to the client."""
 
     def __init__(
@@ -428,28 +468,6 @@ class ChatStream(Generation):
             if not self._committed:
                 await self.response.prepare(self.request)
                 self._committed = True
-
-    async def _send(self, data: bytes) -> None:
-        transport = self.request.transport
-        if transport is None or transport.is_closing():
-            raise ClientGone()
-        try:
-            if transport.get_write_buffer_size() or len(data) > _UNBLOCKED_WRITE:
-                # The client is behind, or this frame alone may fill the
-                # transport past its high-water mark: the write may wait for
-                # the client, so bound it.
-                try:
-                    async with asyncio.timeout(self.settings.send_timeout):
-                        await self.response.write(data)
-                except TimeoutError:
-                    self._aborted_for = SendTimeout()
-                    transport.abort()
-                    raise self._aborted_for from None
-            else:
-                await self.response.write(data)
-        except ConnectionError:
-            raise ClientGone() from None
-        self.last_write = self._loop.time()
 
     # -- the end
 
