@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -21,12 +22,15 @@ from typing import Any
 import aiohttp
 
 from ..errors import (
+    ModelNotFound,
     UpstreamDisconnected,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
     from_upstream_status,
 )
+from ..routing import ModelMap
+from .base import ModelInfo
 
 ERROR_BODY_LIMIT = 64 * 1024
 # After an answer's last line, what may still come before the body's end (the
@@ -192,3 +196,96 @@ async def read_chunk(response: aiohttp.ClientResponse, name: str) -> bytes:
         return await response.content.readany()
     except READ_ERRORS as exc:
         raise dropped(name, exc) from None
+
+
+class HttpProvider:
+    """What the HTTP providers share: one session for all streams, bounded JSON
+    GETs whose every failure is an ``UpstreamError``, and a cached model list.
+
+    A subclass names where its models are listed and how to read that list.
+    """
+
+    models_path = "/models"
+    models_ttl = 30.0  # seconds a model list is reused (readiness probes call often)
+    json_limit = 4 * 1024 * 1024
+    no_models = "lists no models"
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        *,
+        model_map: ModelMap,
+        connect_timeout: float,
+        max_line_bytes: int,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.model_map = model_map
+        self.connect_timeout = connect_timeout
+        self.max_line_bytes = max_line_bytes
+        self._headers = dict(headers or {})
+        self._session: aiohttp.ClientSession | None = None
+        self._models: tuple[float, list[ModelInfo]] | None = None
+
+    def __repr__(self) -> str:  # never headers: they may carry a key
+        return f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r})"
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError(f"{type(self).__name__}.start() was not called")
+        return self._session
+
+    async def start(self) -> None:
+        if self._session is None:
+            self._session = make_session(connect_timeout=self.connect_timeout)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def describe_error(self, status: int, body: bytes) -> str:
+        """The upstream's message for an error status (a subclass may redact it)."""
+        return error_message(body)
+
+    async def get_json(self, path: str, within: float) -> Any:
+        """GET a JSON document, at most ``json_limit`` bytes, within ``within`` seconds."""
+        url = self.base_url + path
+        try:
+            async with asyncio.timeout(within), self.session.get(url, headers=self._headers) as response:
+                body = await read_limited(response, self.json_limit)
+        except TimeoutError:
+            raise UpstreamUnavailable(f"{self.name} did not answer {path} within {within:g} s") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamUnavailable(f"{self.name} is unreachable at {self.base_url}: {exc}") from None
+        if response.status != 200:
+            message = self.describe_error(response.status, body)
+            raise UpstreamError(f"{self.name} answered {path} with HTTP {response.status}: {message}")
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise UpstreamError(f"{self.name} answered {path} with something that is not JSON") from None
+
+    def parse_models(self, data: Any) -> list[ModelInfo]:
+        raise NotImplementedError
+
+    async def models(self) -> list[ModelInfo]:
+        now = time.monotonic()
+        if self._models is not None and now - self._models[0] < self.models_ttl:
+            return self._models[1]
+        models = self.parse_models(await self.get_json(self.models_path, self.connect_timeout))
+        self._models = (now, models)
+        return models
+
+    async def resolve_model(self, requested: str | None) -> str:
+        """The mapped name, else the configured default, else the first model listed."""
+        model = self.model_map.resolve(requested)
+        if model:
+            return model
+        models = await self.models()
+        if not models:
+            raise ModelNotFound(f"{self.name} {self.no_models}")
+        return models[0].name

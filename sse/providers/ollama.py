@@ -20,28 +20,26 @@ Wire facts this module relies on (Ollama's docs/api.md and server source):
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
-
 from ..chat import ChatRequest
-from ..errors import ModelNotFound, UpstreamDisconnected, UpstreamError, UpstreamUnavailable
+from ..errors import UpstreamDisconnected, UpstreamError
 from ..events import Done, Event, Skipped, StreamError, Thinking, Token, Usage, coalesce
 from ..ndjson import LineTooLong, NdjsonDecoder
 from ..routing import ModelMap
 from .base import ModelInfo, Readiness
-from .http import READ_ERRORS, dropped, error_message, make_session, open_stream, read_limited
+from .http import READ_ERRORS, HttpProvider, dropped, open_stream
 
 _NS = 1e-9
-_MODELS_TTL = 30.0
 
 
-class OllamaProvider:
+class OllamaProvider(HttpProvider):
     """Streams from one Ollama server over one shared ``aiohttp.ClientSession``."""
+
+    models_path = "/api/tags"
+    no_models = "has no models installed; pull one first, e.g. 'ollama pull llama3.2'"
 
     def __init__(
         self,
@@ -53,54 +51,19 @@ class OllamaProvider:
         connect_timeout: float = 10.0,
         max_line_bytes: int = 8 * 1024 * 1024,
     ) -> None:
-        self.name = name
-        self.base_url = base_url.rstrip("/")
         # ``default_model`` is the service-wide default; ``models`` (mapping and
         # Ollama's own default) takes precedence when given.
-        self.model_map = models or ModelMap(fallback_default=default_model)
-        self.connect_timeout = connect_timeout
-        self.max_line_bytes = max_line_bytes
-        self._session: aiohttp.ClientSession | None = None
-        self._models: tuple[float, list[ModelInfo]] | None = None
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            raise RuntimeError("OllamaProvider.start() was not called")
-        return self._session
-
-    async def start(self) -> None:
-        if self._session is None:
-            self._session = make_session(connect_timeout=self.connect_timeout)
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        super().__init__(
+            name,
+            base_url,
+            model_map=models or ModelMap(fallback_default=default_model),
+            connect_timeout=connect_timeout,
+            max_line_bytes=max_line_bytes,
+        )
 
     # -- models and health
 
-    async def _get_json(self, path: str, within: float) -> Any:
-        """GET a small JSON document, with every failure as an ``UpstreamError``."""
-        try:
-            async with asyncio.timeout(within), self.session.get(self.base_url + path) as response:
-                body = await read_limited(response, 4 * 1024 * 1024)
-        except TimeoutError:
-            raise UpstreamUnavailable(f"{self.name} did not answer {path} within {within:g} s") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamUnavailable(f"{self.name} is unreachable at {self.base_url}: {exc}") from None
-        if response.status != 200:
-            raise UpstreamError(f"{self.name} answered {path} with HTTP {response.status}: {error_message(body)}")
-        try:
-            return json.loads(body)
-        except ValueError:
-            raise UpstreamError(f"{self.name} answered {path} with something that is not JSON") from None
-
-    async def models(self) -> list[ModelInfo]:
-        now = time.monotonic()
-        if self._models is not None and now - self._models[0] < _MODELS_TTL:
-            return self._models[1]
-        data = await self._get_json("/api/tags", self.connect_timeout)
+    def parse_models(self, data: Any) -> list[ModelInfo]:
         entries = data.get("models") if isinstance(data, dict) else None
         models = []
         for entry in entries if isinstance(entries, list) else []:
@@ -110,21 +73,11 @@ class OllamaProvider:
             details = details if isinstance(details, dict) else {}
             info = {"parameter_size": details.get("parameter_size"), "family": details.get("family")}
             models.append(ModelInfo(entry["name"], self.name, {k: v for k, v in info.items() if v}))
-        self._models = (now, models)
         return models
-
-    async def resolve_model(self, requested: str | None) -> str:
-        model = self.model_map.resolve(requested)
-        if model:
-            return model
-        models = await self.models()
-        if not models:
-            raise ModelNotFound(f"{self.name} has no models installed; pull one first, e.g. 'ollama pull llama3.2'")
-        return models[0].name
 
     async def readiness(self) -> Readiness:
         try:
-            data = await self._get_json("/api/version", min(self.connect_timeout, 2.0))
+            data = await self.get_json("/api/version", min(self.connect_timeout, 2.0))
         except UpstreamError as exc:
             return Readiness(False, exc.message)
         version = data.get("version", "?") if isinstance(data, dict) else "?"

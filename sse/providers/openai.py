@@ -29,10 +29,8 @@ it is never logged, and any upstream message that echoes it is redacted.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -40,23 +38,18 @@ import aiohttp
 
 from ..chat import ChatRequest
 from ..errors import (
-    ModelNotFound,
     UpstreamDisconnected,
     UpstreamError,
-    UpstreamUnavailable,
     from_upstream_status,
 )
 from ..events import Done, Event, Skipped, StreamError, Thinking, Token, Usage, coalesce
 from ..eventstream import EventStreamDecoder, EventTooLarge, ServerSentEvent
 from ..routing import ModelMap
 from .base import ModelInfo, Readiness
-from .http import error_message, make_session, open_stream, read_chunk, read_limited
+from .http import HttpProvider, error_message, open_stream, read_chunk, read_limited
 
 log = logging.getLogger("llm_sse.providers.openai")
 
-# Model lists change rarely, and OpenRouter's is large: refetch at most this often.
-_MODELS_TTL = 300.0
-_MODELS_LIMIT = 16 * 1024 * 1024
 
 # Ollama's option names (our request format) -> OpenAI's.  ``top_k``, ``min_p``
 # and ``repetition_penalty`` are extensions that OpenRouter, vLLM and llama.cpp
@@ -75,7 +68,7 @@ _OPTION_NAMES = {
 }
 
 
-class OpenAIProvider:
+class OpenAIProvider(HttpProvider):
     """Streams from one OpenAI-compatible server over one shared ``aiohttp.ClientSession``.
 
     ``dialect`` is ``"openrouter"`` for OpenRouter (reasoning is asked for with
@@ -85,6 +78,9 @@ class OpenAIProvider:
     server that serves one model (the factories insist on a configured default
     for OpenRouter and its hundreds).
     """
+
+    models_ttl = 300.0  # OpenRouter lists hundreds: refetch at most this often
+    json_limit = 16 * 1024 * 1024
 
     def __init__(
         self,
@@ -98,37 +94,20 @@ class OpenAIProvider:
         connect_timeout: float = 10.0,
         max_line_bytes: int = 8 * 1024 * 1024,
     ) -> None:
-        self.name = name
-        self.base_url = base_url.rstrip("/")
-        self.model_map = models or ModelMap()
-        self.dialect = dialect
-        self.connect_timeout = connect_timeout
-        self.max_line_bytes = max_line_bytes
-        self._api_key = api_key
-        self._headers = dict(headers or {})
+        all_headers = dict(headers or {})
         if api_key:
-            self._headers["Authorization"] = f"Bearer {api_key}"
+            all_headers["Authorization"] = f"Bearer {api_key}"
+        super().__init__(
+            name,
+            base_url,
+            model_map=models or ModelMap(),
+            connect_timeout=connect_timeout,
+            max_line_bytes=max_line_bytes,
+            headers=all_headers,
+        )
+        self.dialect = dialect
+        self._api_key = api_key
         self._stream_headers = {**self._headers, "Accept": "text/event-stream"}
-        self._session: aiohttp.ClientSession | None = None
-        self._models: tuple[float, list[ModelInfo]] | None = None
-
-    def __repr__(self) -> str:  # never the key
-        return f"OpenAIProvider(name={self.name!r}, base_url={self.base_url!r})"
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            raise RuntimeError("OpenAIProvider.start() was not called")
-        return self._session
-
-    async def start(self) -> None:
-        if self._session is None:
-            self._session = make_session(connect_timeout=self.connect_timeout)
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
     def redact(self, text: str) -> str:
         """``text`` without the API key (upstream messages sometimes quote it)."""
@@ -136,13 +115,12 @@ class OpenAIProvider:
             text = text.replace(self._api_key, "[redacted]")
         return text
 
+    def describe_error(self, status: int, body: bytes) -> str:
+        return self.status_error(status, error_message(body), None).message
+
     # -- models and health
 
-    async def models(self) -> list[ModelInfo]:
-        now = time.monotonic()
-        if self._models is not None and now - self._models[0] < _MODELS_TTL:
-            return self._models[1]
-        data = await self._get_json("/models", self.connect_timeout)
+    def parse_models(self, data: Any) -> list[ModelInfo]:
         entries = data.get("data") if isinstance(data, dict) else None
         models = []
         for entry in entries if isinstance(entries, list) else []:
@@ -150,35 +128,7 @@ class OpenAIProvider:
                 continue
             details = {key: entry[key] for key in ("context_length", "owned_by") if entry.get(key)}
             models.append(ModelInfo(entry["id"], self.name, details))
-        self._models = (now, models)
         return models
-
-    async def _get_json(self, path: str, within: float) -> Any:
-        """GET a JSON document, with every failure as an ``UpstreamError``."""
-        url = self.base_url + path
-        try:
-            async with asyncio.timeout(within), self.session.get(url, headers=self._headers) as response:
-                body = await read_limited(response, _MODELS_LIMIT)
-        except TimeoutError:
-            raise UpstreamUnavailable(f"{self.name} did not answer {path} within {within:g} s") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamUnavailable(f"{self.name} is unreachable at {self.base_url}: {exc}") from None
-        if response.status != 200:
-            error = self.status_error(response.status, error_message(body), None)
-            raise UpstreamError(f"{self.name} answered {path} with HTTP {response.status}: {error.message}")
-        try:
-            return json.loads(body)
-        except ValueError:
-            raise UpstreamError(f"{self.name} answered {path} with something that is not JSON") from None
-
-    async def resolve_model(self, requested: str | None) -> str:
-        model = self.model_map.resolve(requested)
-        if model:
-            return model
-        models = await self.models()
-        if not models:
-            raise ModelNotFound(f"{self.name} lists no models")
-        return models[0].name
 
     async def readiness(self) -> Readiness:
         """Reachable and listing models.  A fresh cached list counts, so that
