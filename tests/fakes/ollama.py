@@ -32,6 +32,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.steps import Drop, Gate, Hang, Raw, Sleep, play, write
+
 MODEL = "llama3.2:latest"
 CREATED_AT = "2025-08-02T22:05:23.4452655Z"
 
@@ -50,35 +52,6 @@ class Line:
     """One NDJSON line (an object), written in one write."""
 
     obj: dict[str, Any]
-
-
-@dataclass
-class Raw:
-    """Bytes written as they are (garbage, partial lines, odd line ends)."""
-
-    data: bytes
-
-
-@dataclass
-class Gate:
-    """Wait until the test opens ``event`` before going on."""
-
-    event: asyncio.Event
-
-
-@dataclass
-class Sleep:
-    seconds: float
-
-
-@dataclass
-class Drop:
-    """Abort the TCP connection mid-answer (no terminating chunk)."""
-
-
-@dataclass
-class Hang:
-    """Send nothing more, forever (until the client goes away)."""
 
 
 Step = Line | Raw | Gate | Sleep | Drop | Hang
@@ -309,26 +282,6 @@ class FakeOllama:
     ) -> None:
         if isinstance(step, Line):
             record.lines_sent += 1
-            await self._write(response, go_json(step.obj) + b"\n", split)
-        elif isinstance(step, Raw):
-            await self._write(response, step.data, split)
-        elif isinstance(step, Gate):
-            await step.event.wait()
-        elif isinstance(step, Sleep):
-            await asyncio.sleep(step.seconds)
-        elif isinstance(step, Drop):
-            assert request.transport is not None
-            request.transport.abort()
-            raise ConnectionResetError("dropped on purpose")
-        elif isinstance(step, Hang):
-            await asyncio.Event().wait()
-
-    @staticmethod
-    async def _write(response: web.StreamResponse, data: bytes, split: int | None) -> None:
-        if not split:
-            await response.write(data)
-            return
-        for start in range(0, len(data), split):
-            await response.write(data[start : start + split])
-            # Give the reader a chance to see this piece on its own.
-            await asyncio.sleep(0)
+            await write(response, go_json(step.obj) + b"\n", split)
+        else:
+            await play(step, response, request, split)

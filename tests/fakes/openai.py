@@ -38,7 +38,7 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict
 
-from tests.fakes.ollama import Drop, Gate, Hang, Raw, Sleep
+from tests.fakes.steps import Drop, Gate, Hang, Raw, Sleep, play, write
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 MODEL = "openai/gpt-4o-mini"
@@ -290,25 +290,6 @@ class FakeOpenAI:
 
     async def _play(self, step: Step, response: web.StreamResponse, request: web.Request, split: int | None) -> None:
         if isinstance(step, (Data, Comment)):
-            await self._write(response, step.encode(), split)
-        elif isinstance(step, Raw):
-            await self._write(response, step.data, split)
-        elif isinstance(step, Gate):
-            await step.event.wait()
-        elif isinstance(step, Sleep):
-            await asyncio.sleep(step.seconds)
-        elif isinstance(step, Drop):
-            assert request.transport is not None
-            request.transport.abort()
-            raise ConnectionResetError("dropped on purpose")
-        elif isinstance(step, Hang):
-            await asyncio.Event().wait()
-
-    @staticmethod
-    async def _write(response: web.StreamResponse, data: bytes, split: int | None) -> None:
-        if not split:
-            await response.write(data)
-            return
-        for start in range(0, len(data), split):
-            await response.write(data[start : start + split])
-            await asyncio.sleep(0)
+            await write(response, step.encode(), split)
+        else:
+            await play(step, response, request, split)
