@@ -132,6 +132,26 @@ async def test_streams_a_real_answer_through_the_api(
     assert done["timing"]["tokens_per_s"] > 0
 
 
+async def test_an_answer_with_default_options_stays_on_topic_after_another_conversation(
+    local_service: Callable[..., Awaitable[Service]], client: aiohttp.ClientSession
+) -> None:
+    # Sampled, SmolLM2-135M answered this prompt with thousands of emoji about
+    # half the time; with the built-in defaults (greedy, 512 tokens at most) the
+    # answer is the same every time, whatever came before, and plain text.
+    service = await local_service()
+    fruits = {"messages": [{"role": "user", "content": "Write a short list of three fruits, in markdown."}]}
+    hello = {"messages": [{"role": "user", "content": "Say hello in five words."}]}
+    answers = []
+    for body in (fruits, hello, fruits):
+        async with client.post(service.url + "/api/chat", json=body) as response:
+            frames = await read_frames(response)
+        assert frames[-1].event == "done"
+        assert frames[-1].data["usage"]["completion_tokens"] <= 512
+        answers.append(text_of(frames))
+    assert answers[0] == answers[2]
+    assert not [ch for ch in answers[0] if ord(ch) >= 0x2000], answers[0]
+
+
 async def test_bare_prompt_is_answered_as_one_user_turn(
     local_service: Callable[..., Awaitable[Service]], client: aiohttp.ClientSession
 ) -> None:

@@ -6,15 +6,17 @@ import asyncio
 
 import pytest
 
+from sse.chat import ChatRequest
 from sse.errors import ApiError
 from sse.providers.llamacpp import (
+    DEFAULT_MAX_TOKENS,
     DEFAULT_SAMPLING,
     Generation,
     Sampling,
     StopScanner,
     missing_requirements,
 )
-from sse.providers.local import ModelBusy, WaitQueue
+from sse.providers.local import LocalProvider, ModelBusy, WaitQueue
 
 
 def scan(stops: list[str], pieces: list[str]) -> tuple[str, bool]:
@@ -58,6 +60,17 @@ def test_options_map_to_sampling_and_num_predict_defaults_to_the_limit() -> None
     assert sampling.stop == ("x", "y")
     assert sampling.top_p == DEFAULT_SAMPLING["top_p"]
     assert Sampling.from_options({}, default_max_tokens=99).max_tokens == 99
+
+
+def test_the_built_in_model_decodes_greedily_and_briefly_unless_asked_otherwise() -> None:
+    # Sampled, the 135M model drifts into runs of emoji that only the length
+    # limit ends; greedy it does not, and a default answer stays short.
+    provider = LocalProvider(max_predict=4096)
+    default = provider.sampling_for(ChatRequest(prompt="x"))
+    assert (default.temperature, default.max_tokens) == (0.0, DEFAULT_MAX_TOKENS)
+    asked = provider.sampling_for(ChatRequest(prompt="x", options={"temperature": 0.7, "num_predict": 2000}))
+    assert (asked.temperature, asked.max_tokens) == (0.7, 2000)
+    assert LocalProvider(max_predict=100).sampling_for(ChatRequest(prompt="x")).max_tokens == 100
 
 
 def test_generation_stop_records_how_far_the_worker_was() -> None:

@@ -43,6 +43,7 @@ from ..errors import ApiError, ModelNotFound, UpstreamError
 from ..events import Done, Event, StreamError, coalesce
 from .base import ModelInfo, Readiness, StartupError
 from .llamacpp import (
+    DEFAULT_MAX_TOKENS,
     MODEL_DETAILS,
     MODEL_NAME,
     Generation,
@@ -241,13 +242,17 @@ class LocalProvider:
 
     # -- streaming
 
+    def sampling_for(self, request: ChatRequest) -> Sampling:
+        """The request's options in llama.cpp's terms, with the built-in model's defaults."""
+        return Sampling.from_options(request.options, min(self.max_predict, DEFAULT_MAX_TOKENS))
+
     async def stream(self, request: ChatRequest, model: str) -> AsyncIterator[Event]:
         loaded, queue, executor = self._model, self._queue, self._executor
         if loaded is None or queue is None or executor is None:
             raise UpstreamError(f"the built-in model is not available ({self._state})", status=503)
         if request.think:
             log.debug("think ignored: the built-in model does not reason", extra={"model": MODEL_NAME})
-        sampling = Sampling.from_options(request.options, self.max_predict)
+        sampling = self.sampling_for(request)
         messages = [{"role": m.role, "content": m.content} for m in request.as_messages()]
         await queue.acquire(retry_after=self._average_s or _FIRST_RETRY_AFTER)
         loop = asyncio.get_running_loop()
