@@ -8,12 +8,26 @@ import aiohttp
 import pytest
 
 from sse.settings import Settings
+from tests.fakes import tcp
 from tests.fakes.ollama import FakeOllama
 from tests.fakes.openai import FakeOpenAI
 from tests.helpers import Service, start_service
 from tests.redis_server import RedisServer, find_redis_server
 
 NO_LIMITS = {"rate_per_minute": 0.0, "max_streams_per_client": 0, "max_streams": 0}
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port where nothing listens (connection refused)."""
+    return tcp.closed_port()
+
+
+@pytest.fixture
+def blackhole_port() -> Iterator[int]:
+    """A loopback port where a connect hangs until its timeout."""
+    with tcp.blackhole() as port:
+        yield port
 
 
 @pytest.fixture

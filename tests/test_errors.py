@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
-from collections.abc import Iterator
 
 import pytest
 
@@ -22,26 +20,6 @@ async def error_of(response) -> dict:
     assert set(body) == {"error"}
     assert {"code", "message"} <= set(body["error"])
     return body["error"]
-
-
-@pytest.fixture
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def blackhole_port() -> Iterator[int]:
-    """A port whose listen backlog is full: a connect to it hangs until timeout."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(0)
-    port = server.getsockname()[1]
-    filler = socket.create_connection(("127.0.0.1", port))
-    yield port
-    filler.close()
-    server.close()
 
 
 # -- before the stream: JSON errors

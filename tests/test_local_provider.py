@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -29,6 +28,7 @@ from sse.server import PROVIDERS, SELECTION
 from sse.settings import Settings
 from tests.conftest import NO_LIMITS
 from tests.fakes.ollama import FakeOllama
+from tests.fakes.tcp import closed_port
 from tests.helpers import Frame, Service, iter_frames, read_frames, start_service, text_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,13 +42,6 @@ GREEDY = {"temperature": 0}
 LONG_ANSWER = {"prompt": "Write a long story about a dragon who learns to bake bread.", "options": {**GREEDY}}
 # About 300 prompt tokens: three chunks of prompt processing.
 LONG_PROMPT = "Summarise this in one sentence: " + "The river runs past the old mill and under the stone bridge. " * 20
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 @pytest.fixture

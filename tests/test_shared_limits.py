@@ -5,11 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import socket
 import time
-from collections.abc import Iterator
 
-import pytest
 import redis.asyncio
 
 from sse.protect import LIMITER
@@ -23,19 +20,6 @@ from tests.redis_server import RedisServer, find_redis_server, free_port
 from tests.test_limits import CHAT, error_of, hold_stream
 
 ME = "ip:127.0.0.1"
-
-
-@pytest.fixture
-def blackhole_port() -> Iterator[int]:
-    """A port whose listen backlog is full: a connect to it hangs until timeout."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(0)
-    port = server.getsockname()[1]
-    filler = socket.create_connection(("127.0.0.1", port))
-    yield port
-    filler.close()
-    server.close()
 
 
 async def two_instances(fake_ollama, redis_url: str, **limits):

@@ -15,15 +15,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 
-def closed_port_url() -> str:
-    """A loopback URL where nothing listens (connection refused)."""
+def closed_port() -> int:
+    """A loopback port where nothing listens (connection refused)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def closed_port_url() -> str:
+    return f"http://127.0.0.1:{closed_port()}"
+
+
+@contextlib.contextmanager
+def blackhole() -> Iterator[int]:
+    """A loopback port whose listen backlog is full: a connect to it hangs until its timeout."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port: int = server.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port))  # takes the one backlog place
+    try:
+        yield port
+    finally:
+        filler.close()
+        server.close()
 
 
 class DeadServer:
