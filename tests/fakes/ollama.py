@@ -32,6 +32,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.server import LoopbackServer
 from tests.fakes.steps import Drop, Gate, Hang, Raw, Sleep, play, write
 
 MODEL = "llama3.2:latest"
@@ -152,7 +153,7 @@ def done_line(
     return line
 
 
-class FakeOllama:
+class FakeOllama(LoopbackServer):
     """Start with ``await fake.start()``; its ``url`` is an Ollama base URL."""
 
     def __init__(self) -> None:
@@ -161,7 +162,6 @@ class FakeOllama:
         self.version = "0.5.1"
         self._queue: deque[Script] = deque()
         self._routes: dict[str, Script] = {}
-        self._runner: web.AppRunner | None = None
         self.url = ""
         self.active = 0
         self._idle = asyncio.Event()
@@ -187,23 +187,8 @@ class FakeOllama:
         app.router.add_post("/api/generate", self._stream)
         app.router.add_get("/api/tags", self._tags)
         app.router.add_get("/api/version", self._version)
-        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"http://127.0.0.1:{await self.serve(app)}"
         return self.url
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    @property
-    def open_connections(self) -> int:
-        """TCP connections currently open to the fake (idle keep-alive included)."""
-        server = self._runner.server if self._runner else None
-        return len(server.connections) if server is not None else 0
 
     async def wait_idle(self, within: float = 5.0) -> None:
         """Wait until no request is being answered."""

@@ -38,6 +38,7 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict
 
+from tests.fakes.server import LoopbackServer
 from tests.fakes.steps import Drop, Gate, Hang, Raw, Sleep, play, write
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -184,7 +185,7 @@ class Recorded:
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-class FakeOpenAI:
+class FakeOpenAI(LoopbackServer):
     """Start with ``await fake.start()``; its ``url`` is a base URL like OpenRouter's."""
 
     def __init__(self, *, prefix: str = "/api/v1", api_key: str | None = None) -> None:
@@ -195,7 +196,6 @@ class FakeOpenAI:
         self.models = [MODEL, "meta-llama/llama-3.2-3b-instruct"]
         self._queue: deque[Script] = deque()
         self._routes: dict[str, Script] = {}
-        self._runner: web.AppRunner | None = None
         self.url = ""
         self.request_arrived = asyncio.Event()
 
@@ -217,22 +217,8 @@ class FakeOpenAI:
         app = web.Application()
         app.router.add_post(self.prefix + "/chat/completions", self._chat)
         app.router.add_get(self.prefix + "/models", self._models)
-        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}{self.prefix}"
+        self.url = f"http://127.0.0.1:{await self.serve(app)}{self.prefix}"
         return self.url
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    @property
-    def open_connections(self) -> int:
-        server = self._runner.server if self._runner else None
-        return len(server.connections) if server is not None else 0
 
     # -- handlers
 
