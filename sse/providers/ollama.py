@@ -30,7 +30,7 @@ from ..events import Done, Event, Skipped, StreamError, Thinking, Token, Usage, 
 from ..ndjson import LineTooLong, NdjsonDecoder
 from ..routing import ModelMap
 from .base import ModelInfo, Readiness
-from .http import READ_ERRORS, HttpProvider, dropped, open_stream
+from .http import READ_BYTES, READ_ERRORS, HttpProvider, dropped, open_stream
 
 _NS = 1e-9
 
@@ -109,10 +109,10 @@ class OllamaProvider(HttpProvider):
             # (no helper coroutine per read), and holds nothing of the last
             # read while it waits for the next (a thousand open streams would
             # each keep a chunk, a parsed line and its events alive).
-            readany = upstream.response.content.readany
+            read = upstream.response.content.read
             while True:
                 try:
-                    chunk = await readany()
+                    chunk = await read(READ_BYTES)
                 except READ_ERRORS as exc:
                     raise dropped(name, exc) from None
                 events, finished = _read_events(decoder, chunk, chat, name)
@@ -120,8 +120,7 @@ class OllamaProvider(HttpProvider):
                 del chunk
                 if finished and type(events[-1]) is Done:
                     upstream.complete = True
-                if len(events) > 1:
-                    events = coalesce(events)
+                events = coalesce(events)
                 events.reverse()
                 while events:
                     yield events.pop()
