@@ -5,7 +5,9 @@ client's bucket, purge expired leases, check both stream caps, and only if
 all pass take the token and record the lease.  The script reads Redis's own
 clock (``TIME``), so instances whose clocks disagree still share one bucket.
 
-Keys (prefix ``llm-sse:``):
+Keys (prefix ``llm-sse:{limits}:``; the hash tag puts them all in one slot of
+a Redis Cluster, because one admission reads a client's keys and the global
+count together, atomically):
 
 * ``bucket:<client>`` -- a hash ``{tokens, ts}``, expiring once it would be full;
 * ``streams:<client>`` and ``streams`` -- sorted sets of stream ids scored by
@@ -24,7 +26,7 @@ from typing import Any
 
 from .limits import Limits, SharedUnavailable, rate_limited, server_busy, too_many_streams
 
-PREFIX = "llm-sse:"
+PREFIX = "llm-sse:{limits}:"
 
 # KEYS: bucket, client's streams, all streams.
 # ARGV: tokens per ms, capacity, streams per client, streams, lease ms, stream id.
@@ -108,9 +110,10 @@ class RedisBackend:
 
     def __init__(self, url: str, limits: Limits, *, timeout: float) -> None:
         try:
-            from redis.asyncio import Redis
             from redis.asyncio.retry import Retry
             from redis.backoff import NoBackoff
+
+            from .redis_topology import make_client, parse_redis_url
         except ImportError:
             raise MissingRedis(
                 "REDIS_URL is set but the redis package is missing: pip install 'llm-sse[redis]'"
@@ -118,8 +121,8 @@ class RedisBackend:
         self.limits = limits
         self.timeout = timeout
         # No retries inside the client: one bounded attempt, then the local limits.
-        self._redis: Any = Redis.from_url(
-            url,
+        self._redis: Any = make_client(
+            parse_redis_url(url),
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),

@@ -67,7 +67,9 @@ class ResumableStreams:
         url = read_api_key(settings.redis_url, settings.redis_url_file, "REDIS_URL")
         if url:
             if not url.startswith(REDIS_SCHEMES):
-                raise StartupError("REDIS_URL must start with redis://, rediss:// or unix://")
+                raise StartupError(
+                    "REDIS_URL must start with redis://, rediss://, unix://, redis+cluster:// or redis+sentinel://"
+                )
             from .redisstore import RedisStreams
 
             self.redis = RedisStreams(settings, url, on_cancel=self._cancel_here)
@@ -154,6 +156,8 @@ class ResumableStreams:
 
     def _drop(self, stream_id: str) -> None:
         self._local.pop(stream_id, None)
+        if self.redis is not None:
+            self.redis.forget(stream_id)
         handle = self._expiry.pop(stream_id, None)
         if handle is not None:
             handle.cancel()
