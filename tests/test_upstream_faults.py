@@ -22,6 +22,7 @@ from sse.errors import MAX_RETRY_AFTER, retry_after_seconds
 from sse.providers.http import parse_retry_after
 from tests.fakes.ollama import FakeOllama, Line, Raw, Script, _chat_line, token_lines
 from tests.fakes.openai import FakeOpenAI
+from tests.fakes.openai import Raw as RouterRaw
 from tests.fakes.openai import Script as RouterScript
 from tests.helpers import Service, StreamRecords, post_chat, text_of
 
@@ -193,3 +194,17 @@ async def test_an_answer_of_only_an_empty_first_line_and_garbage_is_still_a_prot
 )
 def test_retry_after_seconds_is_a_small_whole_number_whatever_it_is_given(seconds: float, header: int) -> None:
     assert retry_after_seconds(seconds) == header
+
+
+async def test_an_html_page_from_an_openai_compatible_provider_falls_back_too(
+    make_service: MakeService,
+    openrouter: dict[str, Any],
+    fake_openrouter: FakeOpenAI,
+    client: aiohttp.ClientSession,
+) -> None:
+    service = await make_service(provider="openrouter,ollama", **openrouter)
+    fake_openrouter.push(RouterScript([RouterRaw(HTML_PAGE)], content_type="text/html"))
+    response, frames = await post_chat(client, service, HELLO)
+    assert response.status == 200
+    assert frames[0].data["provider"] == "ollama"
+    assert frames[-1].event == "done"
