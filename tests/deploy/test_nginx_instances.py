@@ -18,6 +18,7 @@ and shows the replay.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -26,10 +27,11 @@ import pytest
 from sse.server import OBSERVERS, REGISTRY
 from sse.streamlog import StreamRecord
 from tests.deploy.nginx import Nginx, free_port
+from tests.deploy.process import start_app
 from tests.deploy.streams import CHAT, Hold, Stream, held_answer
 from tests.deploy.test_nginx import MakeService, StartProxy, deployed, start_proxy, static_dir, workdir  # noqa: F401
 from tests.fakes.ollama import FakeOllama, Script
-from tests.helpers import Service, read_frames
+from tests.helpers import Service, eventually, read_frames
 
 pytestmark = pytest.mark.slow
 
@@ -188,3 +190,47 @@ async def test_a_resume_on_a_draining_instance_goes_to_the_next(
         async with client.get(nginx.url + "/api/streams/AAAAAAAAAAAAAAAAAAAAAA?token=t") as response:
             assert response.status == 404
             assert (await response.json())["error"]["code"] == "stream_not_found"
+
+
+async def test_restarting_two_real_instances_one_after_the_other_loses_no_request(
+    start_proxy: StartProxy,  # noqa: F811
+    fake_ollama: FakeOllama,
+    client: aiohttp.ClientSession,
+) -> None:
+    """deploy/README.md's rolling restart, with real processes, SIGTERM and nginx's kept-alive connections.
+
+    Chats go through nginx one after another the whole time; each instance in
+    turn drains, exits and is started again on its port.  Every chat ends with
+    ``done``: requests on nginx's kept-alive connections to the draining
+    instance, and connections refused while it is down, all go to the other.
+    """
+    ports = [free_port(), free_port()]
+    base = ["--provider", "ollama", "--ollama-url", fake_ollama.url, "--trusted-proxies", "127.0.0.1,::1"]
+    base += ["--rate-per-minute", "0", "--max-streams-per-client", "0"]  # one client, many chats
+    apps = [await start_app([*base, "--port", str(port)]) for port in ports]
+    outcomes: list[tuple[int, Any]] = []
+    stop = asyncio.Event()
+
+    async def chat_all_the_time() -> None:
+        while not stop.is_set():
+            outcomes.append(await chat_through(client, nginx))
+
+    try:
+        nginx = await start_proxy(
+            f"127.0.0.1:{ports[0]}", add={"upstream llm_sse": [f"server 127.0.0.1:{ports[1]} max_fails=0"]}
+        )
+        chats = asyncio.create_task(chat_all_the_time())
+        for i, port in enumerate(ports):
+            before = len(outcomes)
+            apps[i].terminate()
+            assert await apps[i].wait_exit() == 0
+            apps[i] = await start_app([*base, "--port", str(port)])
+            await eventually(lambda before=before: len(outcomes) > before + 3, within=30)
+        stop.set()
+        await chats
+    finally:
+        stop.set()
+        for app in apps:
+            await app.stop()
+    assert len(outcomes) > 6
+    assert set(outcomes) == {(200, "done")}, [o for o in outcomes if o != (200, "done")]
