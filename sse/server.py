@@ -42,8 +42,8 @@ from .chat import ChatRequest, parse_chat_request, parse_json_body
 from .clientip import client_address, parse_networks
 from .cors import CorsPolicy
 from .errors import ApiError
-from .follower import Follower, LocalSource, SourceUnavailable
-from .framelog import FramesExpired
+from .resume.follower import Follower, LocalSource, SourceUnavailable
+from .resume.framelog import FramesExpired
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics, create_metrics
 from .protect import (
@@ -60,9 +60,9 @@ from .protect import (
     start_limiter,
 )
 from .providers import Provider, select_providers
-from .relay import ChatStream, StreamRegistry, new_stream_id
-from .resumable import StreamCancelled
-from .resumestore import ResumableStreams, StreamNotFound
+from .stream.generation import ChatStream, StreamRegistry, new_stream_id
+from .resume.generation import StreamCancelled
+from .resume.memory import ResumableStreams, StreamNotFound
 from .routing import ProviderRouter
 from .settings import Settings, split_list
 from .streamlog import StreamObserver, StreamRecord

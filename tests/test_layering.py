@@ -26,8 +26,8 @@ CORE = [
     "limits",
     "injection",
     "openapi",
-    "framelog",
-    "resumetoken",
+    "resume/framelog",
+    "resume/token",
 ]
 
 

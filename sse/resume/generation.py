@@ -26,16 +26,16 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from . import frames
-from .chat import ChatRequest
-from .errors import ApiError, UpstreamTimeout
-from .events import Done
+from .. import frames
+from ..chat import ChatRequest
+from ..errors import ApiError, UpstreamTimeout
+from ..events import Done
 from .framelog import FrameLog
-from .providers.base import Provider
-from .relay import Generation, StreamRegistry, _stop
-from .routing import ProviderRouter
-from .settings import Settings
-from .streamlog import StreamObserver, StreamRecord, finish
+from ..providers.base import Provider
+from ..stream.generation import Generation, StreamRegistry, _stop
+from ..routing import ProviderRouter
+from ..settings import Settings
+from ..streamlog import StreamObserver, StreamRecord, finish
 
 log = logging.getLogger("llm_sse.resumable")
 

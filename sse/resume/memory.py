@@ -21,17 +21,17 @@ import logging
 from collections import OrderedDict
 from typing import Any
 
-from .chat import ChatRequest
-from .errors import ApiError
+from ..chat import ChatRequest
+from ..errors import ApiError
 from .follower import LocalSource, Source
-from .providers import StartupError, read_api_key
-from .providers.base import Provider
-from .relay import StreamRegistry
-from .resumable import ResumableGeneration
-from .resumetoken import hash_token, new_token, token_matches
-from .routing import ProviderRouter
-from .settings import REDIS_SCHEMES, Settings
-from .streamlog import StreamObserver, StreamRecord
+from ..providers import StartupError, read_api_key
+from ..providers.base import Provider
+from ..stream.generation import StreamRegistry
+from .generation import ResumableGeneration
+from .token import hash_token, new_token, token_matches
+from ..routing import ProviderRouter
+from ..settings import REDIS_SCHEMES, Settings
+from ..streamlog import StreamObserver, StreamRecord
 
 log = logging.getLogger("llm_sse.resumable")
 
@@ -68,7 +68,7 @@ class ResumableStreams:
         if url:
             if not url.startswith(REDIS_SCHEMES):
                 raise StartupError("REDIS_URL must start with redis://, rediss:// or unix://")
-            from .redisstore import RedisStreams
+            from .redis import RedisStreams
 
             self.redis = RedisStreams(settings, url, on_cancel=self._cancel_here)
             await self.redis.start()

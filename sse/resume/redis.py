@@ -48,9 +48,9 @@ from redis.exceptions import RedisError
 
 from .follower import SourceUnavailable, StreamLost
 from .framelog import Batch, FramesExpired
-from .resumable import ResumableGeneration
-from .resumetoken import token_matches
-from .settings import Settings
+from .generation import ResumableGeneration
+from .token import token_matches
+from ..settings import Settings
 
 log = logging.getLogger("llm_sse.redis")
 

@@ -31,12 +31,12 @@ from typing import Protocol
 
 from aiohttp import web
 
-from . import frames
-from .errors import ApiError
+from .. import frames
+from ..errors import ApiError
 from .framelog import Batch, FramesExpired
-from .relay import PING, SSE_HEADERS, ClientGone, ClientWriter, SendTimeout, StreamRegistry
-from .resumable import ResumableGeneration
-from .settings import Settings
+from ..stream.generation import PING, SSE_HEADERS, ClientGone, ClientWriter, SendTimeout, StreamRegistry
+from .generation import ResumableGeneration
+from ..settings import Settings
 
 log = logging.getLogger("llm_sse.follower")
 

@@ -41,14 +41,14 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from . import frames
-from .chat import ChatRequest
-from .errors import ApiError, UpstreamDisconnected, UpstreamError, UpstreamTimeout
-from .events import Done, Event, Skipped, StreamError, Thinking, Token
-from .providers.base import Provider
-from .routing import ProviderRouter
-from .settings import Settings
-from .streamlog import Attempt, StreamObserver, StreamRecord, finish
+from .. import frames
+from ..chat import ChatRequest
+from ..errors import ApiError, UpstreamDisconnected, UpstreamError, UpstreamTimeout
+from ..events import Done, Event, Skipped, StreamError, Thinking, Token
+from ..providers.base import Provider
+from ..routing import ProviderRouter
+from ..settings import Settings
+from ..streamlog import Attempt, StreamObserver, StreamRecord, finish
 
 log = logging.getLogger("llm_sse.relay")
 
