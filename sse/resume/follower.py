@@ -27,16 +27,18 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Protocol
 
 from aiohttp import web
 
 from .. import frames
+from ..encoders.native import NativeEncoder
 from ..errors import ApiError
-from .framelog import Batch, FramesExpired
-from ..stream.generation import PING, SSE_HEADERS, ClientGone, ClientWriter, SendTimeout, StreamRegistry
-from .generation import ResumableGeneration
 from ..settings import Settings
+from ..stream.race import Ending, Race, gone, watchdog
+from ..stream.registry import StreamRegistry
+from ..stream.writer import ClientGone, EventStreamWriter, SendTimeout, error_response
+from .framelog import Batch, FramesExpired
+from .source import Source, SourceUnavailable, StreamLost
 
 log = logging.getLogger("llm_sse.follower")
 
@@ -44,100 +46,14 @@ log = logging.getLogger("llm_sse.follower")
 RETRY_MS = 1000
 
 
-class StreamLost(Exception):
-    """The stream can no longer be followed: its generating instance is gone, or its frames expired."""
+class Follower:
+    """Write a stream's frames after ``after`` to one client, then follow live until the terminal frame.
 
-
-class SourceUnavailable(Exception):
-    """The store holding the stream (Redis) cannot be read just now."""
-
-
-class Source(Protocol):
-    """Where a follower reads a stream's frames from."""
-
-    stream_id: str
-    local: bool  # the generation runs in this process
-
-    def check(self, after: int) -> None:
-        """Raise ``FramesExpired`` if frames right after ``after`` are no longer kept."""
-
-    def finished_after(self, after: int) -> bool:
-        """The stream has ended and nothing follows frame ``after``."""
-
-    async def next(self, after: int, within: float) -> Batch:
-        """Frames after ``after``, waiting up to ``within`` seconds for one (an empty batch if none came)."""
-
-    def attach(self) -> None: ...
-
-    def detach(self) -> None: ...
-
-
-class LocalSource:
-    """The frame log of a generation in this process.
-
-    Waiting costs one future per wake-up and one timer per heartbeat interval,
-    not one per frame: the timer is armed for the follower's deadline and,
-    when it fires early because frames were written meanwhile, re-armed for
-    the new one (as the relay's watchdog does).
+    A ``Race`` of the **pump** (``_follow``: every batch from the source to
+    the client; the terminal batch is returned, not written) and the
+    **watchdog** (heartbeats); the terminal batch is written only once the
+    watchdog has stopped, so no ping follows it.
     """
-
-    local = True
-
-    def __init__(self, generation: ResumableGeneration) -> None:
-        self.generation = generation
-        self.stream_id = generation.id
-        self.log = generation.log
-        self._loop = asyncio.get_running_loop()
-        self._deadline = 0.0
-        self._timer: asyncio.TimerHandle | None = None
-        self._waiter: asyncio.Future[bool] | None = None
-
-    def check(self, after: int) -> None:
-        self.log.check(after)
-
-    def finished_after(self, after: int) -> bool:
-        return self.log.finished and after >= self.log.last_seq
-
-    async def next(self, after: int, within: float) -> Batch:
-        batch = self.log.read(after)
-        if batch.frames or batch.terminal:
-            return batch
-        self._deadline = self._loop.time() + within
-        if self._timer is None:
-            self._timer = self._loop.call_at(self._deadline, self._on_timer)
-        waiter = self._waiter = self.log.waiter()
-        try:
-            await waiter
-        finally:
-            self._waiter = None
-            if not waiter.done():
-                waiter.cancel()
-                self.log.forget(waiter)
-        return self.log.read(after)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        waiter = self._waiter
-        if waiter is None or waiter.done():
-            return  # not waiting now: the next wait arms a timer again
-        if self._loop.time() < self._deadline:
-            self._timer = self._loop.call_at(self._deadline, self._on_timer)
-            return
-        self.log.forget(waiter)
-        waiter.set_result(False)
-
-    def attach(self) -> None:
-        self.generation.attach()
-
-    def detach(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self.generation.detach()
-
-
-class Follower(ClientWriter):
-    """Write a stream's frames after ``after`` to one client, then follow live until the terminal frame."""
 
     def __init__(
         self,
@@ -155,9 +71,9 @@ class Follower(ClientWriter):
         on_finish: Callable[[str, str], None] | None = None,
         before_meta: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        self.request = request
         self.source = source
         self.after = after
+        self.last = after  # the id of the last frame written to the client
         self.settings = settings
         self.registry = registry
         self.kind = kind  # "post" (started the stream) or "resume"
@@ -167,14 +83,9 @@ class Follower(ClientWriter):
         self.left_early = left_early  # called if the client leaves before it got ``meta``
         self.on_finish = on_finish  # (kind, outcome), for the metrics
         self.before_meta = before_meta  # awaited before ``meta`` (and the token) go out
-        self.response = web.StreamResponse(headers=SSE_HEADERS)
-        self._loop = asyncio.get_running_loop()
-        self._committed = False
-        self.last_write = self._loop.time()
+        self.writer = EventStreamWriter(request, send_timeout=settings.send_timeout)
         self._frames_sent = 0
-        self._got_meta = after >= 1
         self._task: asyncio.Task[object] | None = None
-        self._aborted_for: SendTimeout | None = None
 
     def end(self, error: ApiError) -> None:
         """At shutdown: a follower of a local generation gets its terminal frame from the log;
@@ -187,65 +98,31 @@ class Follower(ClientWriter):
         self.source.attach()
         self.registry.add_follower(self)
         started = time.monotonic()
-        outcome, message = "cancelled", None
-        last = self.after
+        writer = self.writer
+        ending = Ending("cancelled")
+        race: Race[Batch] | None = None
         try:
             if self.kind == "resume":
-                await self._commit()
-                await self._send(frames.encode(retry=RETRY_MS))
-            heartbeat = self.settings.heartbeat
-            while True:
-                wait = self.last_write + heartbeat - self._loop.time()
-                if wait <= 0:
-                    await self._commit()
-                    await self._send(PING)
-                    continue
-                try:
-                    batch = await self.source.next(last, wait)
-                except FramesExpired as expired:
-                    outcome, message = "frames_expired", str(expired)
-                    return await self._fail("frames_expired", str(expired))
-                except StreamLost as lost:
-                    outcome, message = "stream_lost", str(lost)
-                    return await self._fail("stream_lost", str(lost))
-                if batch.frames:
-                    if not self._committed and batch.terminal and self.early_error is not None:
-                        error = self.early_error()
-                        if error is not None:
-                            outcome, message = error.code, error.message
-                            return web.json_response(error.body(), status=error.status, headers=error.headers())
-                    pieces = batch.frames
-                    if last == 0 and self.before_meta is not None:
-                        await self.before_meta()
-                    if last == 0 and self.creator_meta is not None:
-                        pieces = [self.creator_meta(), *pieces[1:]]
-                    await self._commit()
-                    await self._send(b"".join(pieces) if len(pieces) > 1 else pieces[0])
-                    self._frames_sent += len(pieces)
-                    self._got_meta = True
-                    last = batch.last
-                if batch.terminal:
-                    await self._commit()
-                    await self.response.write_eof()
-                    outcome = "done"
-                    return self.response
-        except (ClientGone, SendTimeout) as gone:
-            outcome, message = self._outcome_of(gone)
-            return self.response
-        except SourceUnavailable as exc:
-            # Ended without a terminal frame: the client resumes, here or elsewhere.
-            outcome, message = "source_unavailable", str(exc)
-            return self.response
+                await writer.commit()
+                await writer.send(frames.encode(retry=RETRY_MS))
+            race = Race(self._follow(), watchdog(writer=writer, heartbeat=self.settings.heartbeat))
+            ending, response = await self._finish(await race.result(ClientGone))
+            return response
+        except (ClientGone, SendTimeout) as reason:
+            ending = gone(reason, self.settings.send_timeout)
+            return writer.response
         except asyncio.CancelledError:
-            outcome, message = self._outcome_of(self._aborted_for or ClientGone())
+            ending = gone(writer.gone(), self.settings.send_timeout)
             raise
         finally:
+            if race is not None:
+                await race.stop()
             self.registry.remove_follower(self)
             self.source.detach()
-            if not self._got_meta and outcome != "done" and self.left_early is not None:
+            if self.last < 1 and ending.outcome != "done" and self.left_early is not None:
                 self.left_early()
             if self.on_finish is not None:
-                self.on_finish(self.kind, outcome)
+                self.on_finish(self.kind, ending.outcome)
             log.info(
                 "follower",
                 extra={
@@ -253,27 +130,62 @@ class Follower(ClientWriter):
                     "kind": self.kind,
                     "client": self.client,
                     "after": self.after,
-                    "last": last,
+                    "last": self.last,
                     "frames": self._frames_sent,
-                    "outcome": outcome,
+                    "outcome": ending.outcome,
                     "duration_ms": round((time.monotonic() - started) * 1000, 1),
-                    **({"error": message} if message else {}),
+                    **({"error": ending.message} if ending.message else {}),
                 },
             )
 
-    def _outcome_of(self, gone: ClientGone | SendTimeout) -> tuple[str, str | None]:
-        if isinstance(gone, SendTimeout):
-            return "send_timeout", f"the client read nothing for {self.settings.send_timeout:g} s"
-        return "cancelled", None
+    async def _follow(self) -> Batch:
+        """The pump: write each batch as it comes; return the terminal one unwritten."""
+        heartbeat = self.settings.heartbeat
+        while True:
+            batch = await self.source.next(self.last, heartbeat)
+            if batch.terminal:
+                return batch
+            if batch.frames:
+                await self._write(batch)
 
-    async def _fail(self, code: str, message: str) -> web.StreamResponse:
+    async def _write(self, batch: Batch) -> None:
+        pieces = batch.frames
+        if self.last == 0 and self.before_meta is not None:
+            await self.before_meta()
+        if self.last == 0 and self.creator_meta is not None:
+            pieces = [self.creator_meta(), *pieces[1:]]
+        await self.writer.commit()
+        await self.writer.send(b"".join(pieces) if len(pieces) > 1 else pieces[0])
+        self._frames_sent += len(pieces)
+        self.last = batch.last
+
+    async def _finish(self, result: object) -> tuple[Ending, web.StreamResponse]:
+        """The terminal batch, or this follower's own ending (its error frames carry no id)."""
+        writer = self.writer
+        if isinstance(result, Batch):
+            if result.frames and not writer.committed and self.early_error is not None:
+                error = self.early_error()
+                if error is not None:
+                    return Ending(error.code, error.message), error_response(NativeEncoder(), error)
+            if result.frames:
+                await self._write(result)
+            await writer.close()
+            return Ending("done"), writer.response
+        if isinstance(result, FramesExpired):
+            return await self._fail("frames_expired", str(result))
+        if isinstance(result, StreamLost):
+            return await self._fail("stream_lost", str(result))
+        if isinstance(result, ClientGone | SendTimeout):
+            return gone(result, self.settings.send_timeout), writer.response
+        if isinstance(result, SourceUnavailable):
+            # Ended without a terminal frame: the client resumes, here or elsewhere.
+            return Ending("source_unavailable", str(result)), writer.response
+        assert isinstance(result, BaseException)
+        raise result
+
+    async def _fail(self, code: str, message: str) -> tuple[Ending, web.StreamResponse]:
         """End this follower (not the stream) with an error frame that has no id."""
-        await self._commit()
-        await self._send(frames.encode("error", {"code": code, "message": message}))
-        await self.response.write_eof()
-        return self.response
-
-    async def _commit(self) -> None:
-        if not self._committed:
-            self._committed = True
-            await self.response.prepare(self.request)
+        await self.writer.commit()
+        await self.writer.send(frames.encode("error", {"code": code, "message": message}))
+        await self.writer.close()
+        return Ending(code, message), self.writer.response

@@ -1,149 +1,58 @@
-"""A stream's life: from a validated request to exactly one terminal frame.
+"""What every stream does, whoever reads it: providers in order -> events -> an encoder -> a sink.
 
-``Generation`` is what every stream does, whoever reads it: providers in
-order with fallback, events to numbered frames, the record.  ``ChatStream``
-is the ordinary (not resumable) stream, writing those frames straight to the
-client; ``sse.resumable`` writes them to a frame log instead.
+``Generation.pump`` tries the providers in order (``routing.ProviderRouter``)
+until one yields a first event within ``first_token_timeout``: a provider
+fails over only with an error whose ``fallback`` flag is set, raised before
+its first event, and only those start its cool-down.  From the first event
+on, each event becomes the encoder's bytes, handed to the sink: the client's
+``EventStreamWriter`` for a direct stream, a frame log for a resumable one.
 
-Shape of a ``ChatStream`` (see ARCHITECTURE.md): the request handler is the
-coordinator.  It starts two sibling tasks and waits for the first to end:
-
-* the **pump** tries the providers in order until one yields a first event,
-  then writes ``meta`` and every ``token``/``thinking`` frame as events arrive,
-  and returns the upstream's ``Done`` (or raises its error);
-* the **watchdog** sends a ``: ping`` after ``heartbeat`` seconds of silence
-  towards the client (which also notices a dead client), and ends the stream
-  when the upstream has been idle for ``idle_timeout`` after its first token;
-  it uses one timer per interval, not one per token.
-
-The third way out is the **disconnect**: aiohttp cancels the handler when the
-client goes (we run it with ``handler_cancellation=True``), and cancelling the
-coordinator cancels both tasks, which closes the upstream response at once --
-even while the upstream is silent.  A failing write (client gone without the
-cancellation, or a send timeout) ends the stream the same way.  The fourth is
-**shutdown**: ``end()`` cancels the pump with a reason.
-
-Whatever ends first, the coordinator stops the other tasks and only then
-writes the terminal frame, so nothing can follow ``done``/``error``.  The HTTP
-status is committed late, when there is something to send (the first event,
-or the first heartbeat), so an upstream that fails fast gets the client a
-real status code and a JSON error rather than an error frame.
+``Generation.finish`` is the one finishing step: given what ended the race,
+it writes the terminal event (``done`` or ``error``, after the start if none
+went out) and returns the ``Ending``.  The record (one log line per stream)
+and the summary in the terminal event are built here, so every path and
+every protocol reports the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol
 
-from aiohttp import web
-
-from .. import frames
 from ..chat import ChatRequest
+from ..encoders.base import Encoder, StreamMeta, StreamSummary
 from ..errors import ApiError, UpstreamDisconnected, UpstreamError, UpstreamTimeout
 from ..events import Done, Event, Skipped, StreamError, Thinking, Token
 from ..providers.base import Provider
 from ..routing import ProviderRouter
 from ..settings import Settings
-from ..streamlog import Attempt, StreamObserver, StreamRecord, finish
+from ..streamlog import Attempt, StreamRecord
+from .race import Ending, gone
+from .writer import ClientGone, SendTimeout
 
 log = logging.getLogger("llm_sse.relay")
 
-PING = frames.comment("ping")
-# A write of at most this many bytes into an empty transport buffer cannot
-# block: asyncio pauses writing only above the high-water mark (64 KiB by
-# default), so the common small-token write skips the timeout's timer.
-_UNBLOCKED_WRITE = 16 * 1024
-SSE_HEADERS = {
-    "Content-Type": "text/event-stream; charset=utf-8",
-    "Cache-Control": "no-cache",
-    "X-Accel-Buffering": "no",
-}
 
+class Sink(Protocol):
+    """Where a generation's bytes go: a client's writer, or a resumable stream's frame log."""
 
-class ClientGone(Exception):
-    """The client closed its connection (Stop, a closed tab, a network drop)."""
+    @property
+    def committed(self) -> bool:
+        """Whether the stream's start is final (a client's HTTP status has gone out)."""
 
+    async def commit(self) -> None: ...
 
-class SendTimeout(Exception):
-    """The client stopped reading; a write waited longer than ``send_timeout``."""
+    async def send(self, data: bytes) -> None: ...
 
-
-def new_stream_id() -> str:
-    """128 bits from the OS's CSPRNG: ids are unguessable, not just unique."""
-    return secrets.token_urlsafe(16)
-
-
-class Endable(Protocol):
-    """Something the registry can end at shutdown."""
-
-    def end(self, error: ApiError) -> object: ...
-
-
-class StreamRegistry:
-    """What is alive in this process, for graceful shutdown and health.
-
-    ``streams`` are generations (a ``ChatStream``, or a resumable stream's
-    generation); ``followers`` are connections reading a resumable stream.
-    """
-
-    def __init__(self) -> None:
-        self.streams: set[Endable] = set()
-        self.followers: set[Endable] = set()
-        self.draining = False
-        self._idle = asyncio.Event()
-        self._idle.set()
-
-    def add(self, stream: Endable) -> None:
-        self.streams.add(stream)
-        self._idle.clear()
-
-    def remove(self, stream: Endable) -> None:
-        self.streams.discard(stream)
-        self._check_idle()
-
-    def add_follower(self, follower: Endable) -> None:
-        self.followers.add(follower)
-        self._idle.clear()
-
-    def remove_follower(self, follower: Endable) -> None:
-        self.followers.discard(follower)
-        self._check_idle()
-
-    def _check_idle(self) -> None:
-        if not self.streams and not self.followers:
-            self._idle.set()
-
-    async def wait_idle(self, within: float) -> bool:
-        """Wait until no stream or follower is open; False if ``within`` seconds passed first."""
-        try:
-            async with asyncio.timeout(within):
-                await self._idle.wait()
-        except TimeoutError:
-            return False
-        return True
-
-    def end_all(self, error: ApiError) -> None:
-        for stream in list(self.streams):
-            stream.end(error)
-        for follower in list(self.followers):
-            follower.end(error)
+    async def close(self) -> None:
+        """After the terminal event: nothing follows."""
 
 
 class Generation:
-    """What every stream does, whoever reads it.
-
-    Providers are tried in order (with fallback and the first-token timeout)
-    until one yields a first event; then each event becomes a numbered frame,
-    handed to ``_send``.  A subclass decides where frames go: ``ChatStream``
-    writes them to the client's response, ``resumable.ResumableGeneration``
-    appends them to a frame log that followers replay.  The record (one log
-    line per stream) and the ``done`` frame's data are built here too, so both
-    paths report the same way.
-    """
+    """One stream's generation: the pump, the state its watchdog reads, and its finish."""
 
     def __init__(
         self,
@@ -151,29 +60,43 @@ class Generation:
         router: ProviderRouter[Provider],
         settings: Settings,
         record: StreamRecord,
+        encoder: Encoder,
+        sink: Sink,
+        *,
+        meta_extra: Mapping[str, Any] | None = None,
     ) -> None:
         self.chat = chat
         self.router = router
         self.settings = settings
         self.record = record
+        self.encoder = encoder
+        self.sink = sink
+        self.meta_extra: Mapping[str, Any] = meta_extra or {}
+        self.meta: StreamMeta | None = None  # set when the start goes out
         self._loop = asyncio.get_running_loop()
-        self._seq = 0
-        self._meta_sent = False
-        self._streaming = False  # True once a provider has produced its first event
-        # Resolved with ``_streaming``: a watchdog asleep while there was no idle
+        self.streaming = False  # True once a provider has produced its first event
+        # Resolved with ``streaming``: a watchdog asleep while there was no idle
         # deadline yet must wake to start one.  A bare future, not an
         # ``asyncio.Event``: an Event allocates a deque up front, and every open
         # stream pays for it.
-        self._streaming_started: asyncio.Future[None] = self._loop.create_future()
+        self.first_event: asyncio.Future[None] = self._loop.create_future()
         self.last_upstream = self._loop.time()
-        # The upstream of an answer that is done, closed by the coordinator only
-        # once ``done`` is written: closing may drain the rest of its body to
-        # pool the connection, and the client must not wait for that.
+        # The upstream of an answer that is done, closed only once the terminal
+        # event is written: closing may drain the rest of its body to pool the
+        # connection, and the client must not wait for that.
         self._finished_upstream: AsyncIterator[Event] | None = None
+
+    @property
+    def started(self) -> bool:
+        """The stream's start (``meta``) has gone to the sink."""
+        return self.meta is not None
+
+    def idle_error(self) -> ApiError:
+        return UpstreamTimeout(f"{self.record.provider} sent nothing for {self.settings.idle_timeout:g} s")
 
     # -- the pump: providers in order, then every event
 
-    async def _pump(self) -> Done:
+    async def pump(self) -> Done:
         last_error: UpstreamError | None = None
         candidates = self.router.candidates()
         # Providers left out because they failed recently: named in the log
@@ -213,28 +136,26 @@ class Generation:
             except BaseException:
                 await _close(stream)
                 raise
-            # Closed by the coordinator once ``done`` is written: closing may
-            # drain the rest of the upstream body to pool its connection, and
-            # the client must not wait for that.
             self._finished_upstream = stream
             return done
         assert last_error is not None
         raise last_error
 
     async def _relay(self, provider: Provider, first: Event, stream: AsyncIterator[Event]) -> Done:
-        self._streaming = True
-        if not self._streaming_started.done():
-            self._streaming_started.set_result(None)
+        self.streaming = True
+        if not self.first_event.done():
+            self.first_event.set_result(None)
         time_now = self._loop.time
         self.last_upstream = time_now()
-        await self._send_meta()
+        await self.start()
         event: Event | None = first
         iterator = aiter(stream)
         record = self.record
-        send = self._send
-        text_frame = frames.text_frame
+        send = self.sink.send
+        token = self.encoder.token
+        thinking = self.encoder.thinking
         # Once per upstream read: one event (the tokens of a read are already
-        # merged), one frame, one write.
+        # merged), one encoding, one write.
         while True:
             if event is None:
                 try:
@@ -245,15 +166,13 @@ class Generation:
             kind = type(event)
             if kind is Token:
                 assert isinstance(event, Token)
-                self._seq += 1
-                await send(text_frame("token", event.text, self._seq))
+                await send(token(event.text))
                 if record.first_token_at is None:
                     record.first_token_at = time.monotonic()
                 record.tokens += event.count
             elif kind is Thinking:
                 assert isinstance(event, Thinking)
-                self._seq += 1
-                await send(text_frame("thinking", event.text, self._seq))
+                await send(thinking(event.text))
                 if record.first_token_at is None:
                     record.first_token_at = time.monotonic()
                 record.thinking_tokens += event.count
@@ -263,22 +182,31 @@ class Generation:
             elif kind is StreamError:
                 assert isinstance(event, StreamError)
                 raise UpstreamError(event.message, code=event.code)
-            elif kind is Skipped:
-                assert isinstance(event, Skipped)
-                record.skipped_lines += event.count
-                log.warning(
-                    "skipped upstream lines",
-                    extra={
-                        "stream": record.id,
-                        "provider": provider.name,
-                        "count": event.count,
-                        "sample": event.sample,
-                    },
-                )
+            else:
+                await self._other(provider, event)
             event = None
 
-    async def _release_upstream(self) -> None:
-        """Close a finished answer's upstream, after its ``done`` frame went out.
+    async def _other(self, provider: Provider, event: Event) -> None:
+        """Events that are not text: rare, so off the token path's first checks.
+
+        The place for each new kind of event (a tool call: ``encoder.tool_call``).
+        """
+        if isinstance(event, Skipped):
+            self.record.skipped_lines += event.count
+            log.warning(
+                "skipped upstream lines",
+                extra={
+                    "stream": self.record.id,
+                    "provider": provider.name,
+                    "count": event.count,
+                    "sample": event.sample,
+                },
+            )
+        else:
+            log.warning("event not relayed", extra={"stream": self.record.id, "event": type(event).__name__})
+
+    async def release_upstream(self) -> None:
+        """Close a finished answer's upstream, after its terminal event went out.
 
         Closing drains the rest of the upstream body (bounded), so the
         connection goes back to the pool instead of being torn down.
@@ -287,33 +215,46 @@ class Generation:
         if stream is not None:
             await _close(stream)
 
-    # -- where frames go (subclasses)
+    # -- the start and the end
 
-    async def _commit(self) -> None:
-        """Make the stream's start final before its first frame (``ChatStream``: the HTTP status)."""
-
-    async def _send(self, data: bytes) -> None:
-        raise NotImplementedError
-
-    async def _send_meta(self) -> None:
-        if self._meta_sent:
+    async def start(self) -> None:
+        """Send the stream's start (once): commit the sink, then the encoder's first bytes."""
+        if self.meta is not None:
             return
-        self._meta_sent = True
-        await self._commit()
-        self._seq += 1
-        await self._send(frames.encode("meta", self._meta_data(), id=self._seq))
+        record = self.record
+        meta = self.meta = StreamMeta(record.id, record.model, record.provider, self.meta_extra)
+        await self.sink.commit()
+        await self.sink.send(self.encoder.start(meta))
 
-    def _meta_data(self) -> dict[str, Any]:
-        data = {"id": self.record.id, "model": self.record.model, "provider": self.record.provider}
-        data.update(self._meta_extra())
-        return data
+    async def finish(self, result: object) -> Ending:
+        """Write the terminal event for ``result`` (what ended the race); return the ending.
 
-    def _meta_extra(self) -> dict[str, Any]:
-        """Fields other parts of the service add to ``meta`` (e.g. flags)."""
-        extra = self.record.extra.get("meta")
-        return extra if isinstance(extra, dict) else {}
+        An error before anything was committed is not written: the caller
+        answers it with its status (``Ending.error``).
+        """
+        if isinstance(result, ClientGone | SendTimeout):
+            return gone(result, self.settings.send_timeout)
+        error: ApiError | None = None
+        if isinstance(result, Done):
+            ending = Ending("done")
+        else:
+            error = as_api_error(result, self.record.id)
+            ending = Ending(error.code, error.message, error)
+            if not self.sink.committed:
+                return ending
+        try:
+            await self.start()
+            if isinstance(result, Done):
+                await self.sink.send(self.encoder.done(result, self.summary(result)))
+            else:
+                assert error is not None
+                await self.sink.send(self.encoder.error(error))
+            await self.sink.close()
+        except (ClientGone, SendTimeout, ConnectionError):
+            return Ending("cancelled")
+        return ending
 
-    def _done_data(self, done: Done) -> dict[str, Any]:
+    def summary(self, done: Done) -> StreamSummary:
         record = self.record
         now = time.monotonic()
         completion = done.usage.completion_tokens
@@ -322,213 +263,26 @@ class Generation:
         generation_s = done.generation_s
         if generation_s is None and record.first_token_at is not None:
             generation_s = now - record.first_token_at
-        tokens_per_s = round(completion / generation_s, 1) if generation_s else None
-        return {
-            "finish_reason": done.finish_reason,
-            "usage": {"prompt_tokens": done.usage.prompt_tokens, "completion_tokens": completion},
-            "timing": {
-                "ttft_ms": record.ttft_ms,
-                "total_ms": round((now - record.started) * 1000, 1),
-                "tokens_per_s": tokens_per_s,
-            },
-            "skipped_lines": record.skipped_lines,
-        }
+        return StreamSummary(
+            prompt_tokens=done.usage.prompt_tokens,
+            completion_tokens=completion,
+            ttft_ms=record.ttft_ms,
+            total_ms=round((now - record.started) * 1000, 1),
+            tokens_per_s=round(completion / generation_s, 1) if generation_s else None,
+            skipped_lines=record.skipped_lines,
+        )
 
 
-class ClientWriter:
-    """Writes to one client, each write bounded when it may block.
-
-    Shared by ``ChatStream`` and the followers of resumable streams (a mixin,
-    so the token path pays no extra call).  A write that may wait for the
-    client -- its socket buffer is already behind, or this frame alone may
-    fill the transport past its high-water mark -- is bounded by
-    ``send_timeout``; past it the connection is aborted and the stream
-    ends as ``send_timeout``.
-    """
-
-    request: web.Request
-    response: web.StreamResponse
-    settings: Settings
-    _loop: asyncio.AbstractEventLoop
-    last_write: float
-    # Set when we abort the client's connection ourselves, because the abort
-    # makes aiohttp cancel the handler before the cause reaches it.
-    _aborted_for: SendTimeout | None
-
-    async def _send(self, data: bytes) -> None:
-        transport = self.request.transport
-        if transport is None or transport.is_closing():
-            raise ClientGone()
-        try:
-            if transport.get_write_buffer_size() or len(data) > _UNBLOCKED_WRITE:
-                try:
-                    async with asyncio.timeout(self.settings.send_timeout):
-                        await self.response.write(data)
-                except TimeoutError:
-                    self._aborted_for = SendTimeout()
-                    transport.abort()
-                    raise self._aborted_for from None
-            else:
-                await self.response.write(data)
-        except ConnectionError:
-            raise ClientGone() from None
-        self.last_write = self._loop.time()
-
-
-class ChatStream(ClientWriter, Generation):
-    """One ``POST /api/chat`` answered as an event stream, frames written to the client."""
-
-    def __init__(
-        self,
-        request: web.Request,
-        chat: ChatRequest,
-        router: ProviderRouter[Provider],
-        settings: Settings,
-        record: StreamRecord,
-        *,
-        registry: StreamRegistry,
-        observers: list[StreamObserver],
-    ) -> None:
-        super().__init__(chat, router, settings, record)
-        self.request = request
-        self.registry = registry
-        self.observers = observers
-        self.response = web.StreamResponse(headers=SSE_HEADERS)
-        self._committed = False
-        self._commit_lock = asyncio.Lock()
-        self.last_write = self._loop.time()
-        self._pump_task: asyncio.Task[Done] | None = None
-        self._forced: ApiError | None = None
-        # Set when we abort the client's connection ourselves, because the abort
-        # makes aiohttp cancel this handler before the cause reaches ``run``.
-        self._aborted_for: SendTimeout | None = None
-
-    # -- public
-
-    def end(self, error: ApiError) -> None:
-        """End the stream from outside (shutdown) with ``error`` as its terminal frame."""
-        if self._forced is None and self._pump_task is not None and not self._pump_task.done():
-            self._forced = error
-            self._pump_task.cancel()
-
-    async def run(self) -> web.StreamResponse:
-        self.registry.add(self)
-        pump = self._pump_task = asyncio.create_task(self._pump())
-        watchdog = asyncio.create_task(self._watchdog())
-        outcome, message = "cancelled", None
-        try:
-            await asyncio.wait((pump, watchdog), return_when=asyncio.FIRST_COMPLETED)
-            result = self._result(pump, watchdog)
-            await _stop(pump, watchdog)
-            outcome, message = await self._finish(result)
-            if isinstance(result, ApiError) and not self._committed:
-                return web.json_response(result.body(), status=result.status, headers=result.headers())
-            return self.response
-        except asyncio.CancelledError:
-            outcome, message = self._outcome_of(self._aborted_for or ClientGone())
-            raise
-        finally:
-            await _stop(pump, watchdog)
-            finish(self.record, outcome, self.observers, message)
-            try:
-                await self._release_upstream()
-            finally:
-                self.registry.remove(self)
-
-    # -- the watchdog: heartbeats and the idle timeout
-
-    async def _watchdog(self) -> ApiError:
-        heartbeat = self.settings.heartbeat
-        idle = self.settings.idle_timeout
-        while True:
-            now = self._loop.time()
-            idle_at = self.last_upstream + idle if self._streaming else float("inf")
-            if now >= idle_at:
-                return UpstreamTimeout(f"{self.record.provider} sent nothing for {idle:g} s")
-            ping_at = self.last_write + heartbeat
-            if now >= ping_at:
-                await self._commit()
-                await self._send(PING)
-                self.record.heartbeats += 1
-                continue
-            delay = min(ping_at, idle_at) - now
-            if self._streaming_started.done():
-                await asyncio.sleep(delay)
-            else:
-                # ``wait`` leaves the future alone when the delay runs out.
-                await asyncio.wait((self._streaming_started,), timeout=delay)
-
-    # -- writing
-
-    async def _commit(self) -> None:
-        """Send the status line and headers (once): from here on, errors are frames."""
-        if self._committed:
-            return
-        async with self._commit_lock:
-            if not self._committed:
-                await self.response.prepare(self.request)
-                self._committed = True
-
-    # -- the end
-
-    def _result(self, pump: asyncio.Task[Done], watchdog: asyncio.Task[ApiError]) -> Done | BaseException:
-        """What ended the stream, given the first task to finish."""
-        if pump.done():
-            if pump.cancelled():
-                return self._forced or ClientGone()
-            exc = pump.exception()
-            return exc if exc is not None else pump.result()
-        if watchdog.cancelled():
-            return ClientGone()
-        exc = watchdog.exception()
-        return exc if exc is not None else watchdog.result()
-
-    async def _finish(self, result: Done | BaseException) -> tuple[str, str | None]:
-        """Write the terminal frame for ``result``; return the outcome and a message."""
-        if isinstance(result, ClientGone | SendTimeout):
-            return self._outcome_of(result)
-        if isinstance(result, Done):
-            name, data = "done", self._done_data(result)
-            outcome, message = "done", None
-        else:
-            if not isinstance(result, ApiError):
-                log.error("stream failed", exc_info=result, extra={"stream": self.record.id})
-                result = ApiError("the relay failed; the server log has details")
-            if not self._committed:
-                return result.code, result.message
-            name, data = "error", result.frame_data()
-            outcome, message = result.code, result.message
-        try:
-            await self._send_meta()
-            self._seq += 1
-            await self._send(frames.encode(name, data, id=self._seq))
-            await self.response.write_eof()
-        except (ClientGone, SendTimeout, ConnectionError):
-            return "cancelled", None
-        return outcome, message
-
-    def _outcome_of(self, gone: ClientGone | SendTimeout) -> tuple[str, str | None]:
-        """The outcome of a stream whose client can no longer be written to."""
-        if isinstance(gone, SendTimeout):
-            return "send_timeout", f"the client read nothing for {self.settings.send_timeout:g} s"
-        return "cancelled", None
-
-
-async def _stop(*tasks: asyncio.Task[Any]) -> None:
-    """Cancel ``tasks`` and wait until they have really finished."""
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        if not task.done():
-            try:
-                await asyncio.wait((task,))
-            except asyncio.CancelledError:
-                # We are being cancelled too; the tasks are cancelled and will
-                # finish on their own without us.
-                raise
-    for task in tasks:
-        if task.done() and not task.cancelled():
-            task.exception()  # mark retrieved: the coordinator already used it
+def as_api_error(result: object, stream_id: str) -> ApiError:
+    """What the client is told: an ``ApiError`` as it is; anything else is logged and becomes a 500."""
+    if isinstance(result, ApiError):
+        return result
+    log.error(
+        "stream failed",
+        exc_info=result if isinstance(result, BaseException) else None,
+        extra={"stream": stream_id},
+    )
+    return ApiError("the relay failed; the server log has details")
 
 
 async def _close(stream: AsyncIterator[Event]) -> None:
