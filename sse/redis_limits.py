@@ -22,11 +22,15 @@ and ``StreamLimiter`` limits locally meanwhile.  Needs the ``redis`` extra.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 from .limits import Limits, SharedUnavailable, rate_limited, server_busy, too_many_streams
+from .redis_client import PREFIX
 
-PREFIX = "llm-sse:{limits}:"
+# One hash tag for every limits key: an admission reads a client's keys and the
+# global count in one script, so on a Redis Cluster they must share a slot.
+LIMITS_PREFIX = PREFIX + "{limits}:"
 
 # KEYS: bucket, client's streams, all streams.
 # ARGV: tokens per ms, capacity, streams per client, streams, lease ms, stream id.
@@ -90,16 +94,12 @@ return 1
 """
 
 
-class MissingRedis(RuntimeError):
-    """The ``redis`` extra is not installed."""
-
-
 def streams_key(client: str | None = None) -> str:
-    return f"{PREFIX}streams:{client}" if client is not None else f"{PREFIX}streams"
+    return f"{LIMITS_PREFIX}streams:{client}" if client is not None else f"{LIMITS_PREFIX}streams"
 
 
 def bucket_key(client: str) -> str:
-    return f"{PREFIX}bucket:{client}"
+    return f"{LIMITS_PREFIX}bucket:{client}"
 
 
 class RedisBackend:
@@ -108,26 +108,11 @@ class RedisBackend:
     name = "redis"
     refreshes = True
 
-    def __init__(self, url: str, limits: Limits, *, timeout: float) -> None:
-        try:
-            from redis.asyncio.retry import Retry
-            from redis.backoff import NoBackoff
-
-            from .redis_topology import make_client, parse_redis_url
-        except ImportError:
-            raise MissingRedis(
-                "REDIS_URL is set but the redis package is missing: pip install 'llm-sse[redis]'"
-            ) from None
+    def __init__(self, client: Any, limits: Limits, *, timeout: float) -> None:
+        """``client`` is the application's one client for the URL (``redis_client.RedisClients``)."""
         self.limits = limits
         self.timeout = timeout
-        # No retries inside the client: one bounded attempt, then the local limits.
-        self._redis: Any = make_client(
-            parse_redis_url(url),
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
-            max_connections=64,
-        )
+        self._redis = client
         self._admit = self._redis.register_script(_ADMIT)
         self._refresh = self._redis.register_script(_REFRESH)
         self._release = self._redis.register_script(_RELEASE)
@@ -165,25 +150,21 @@ class RedisBackend:
         await self._call_command("PING")
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        """Nothing to release: the client is the application's, closed with it."""
 
     async def _call_command(self, *args: Any) -> Any:
-        from redis.exceptions import RedisError
-
-        try:
-            async with asyncio.timeout(self.timeout):
-                return await self._redis.execute_command(*args)
-        except TimeoutError:
-            raise SharedUnavailable(f"Redis did not answer within {self.timeout:g} s") from None
-        except (RedisError, OSError) as exc:
-            raise SharedUnavailable(f"Redis failed: {exc}") from None
+        return await self._bounded(self._redis.execute_command(*args))
 
     async def _call(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        return await self._bounded(script(keys=keys, args=args))
+
+    async def _bounded(self, call: Awaitable[Any]) -> Any:
+        """One Redis call within ``timeout``; any failure is ``SharedUnavailable``."""
         from redis.exceptions import RedisError
 
         try:
             async with asyncio.timeout(self.timeout):
-                return await script(keys=keys, args=args)
+                return await call
         except TimeoutError:
             raise SharedUnavailable(f"Redis did not answer within {self.timeout:g} s") from None
         except (RedisError, OSError) as exc:

@@ -17,7 +17,7 @@ import pytest
 from redis.asyncio import Redis
 
 from sse.protect import LIMITER
-from sse.redisstore import frames_key, hash_key
+from sse.resume.redis import frames_key, hash_key
 from tests.fakes.ollama import FakeOllama, Hang, Script, token_lines
 from tests.helpers import Service, StreamRecords, iter_frames, text_of
 from tests.redis_server import RedisCluster, RedisSentinel, RedisServer, find_redis_cli, find_redis_server

@@ -29,7 +29,7 @@ from ..errors import UpstreamDisconnected, UpstreamError
 from ..events import Done, Event, Skipped, StreamError, Thinking, Token, Usage, coalesce
 from ..ndjson import LineTooLong, NdjsonDecoder
 from ..routing import ModelMap
-from .base import ModelInfo, Readiness
+from .base import ModelInfo, Readiness, token_count
 from .http import READ_BYTES, READ_ERRORS, HttpProvider, dropped, open_stream
 
 _NS = 1e-9
@@ -105,11 +105,15 @@ class OllamaProvider(HttpProvider):
         decoder = NdjsonDecoder(self.max_line_bytes)
         name = self.name
         async with open_stream(self.session, url, payload, name=name) as upstream:
+            if upstream.response.content_type in _PAGE_TYPES:
+                raise _not_ollama(f"{name} answered {upstream.response.content_type}, not Ollama's NDJSON")
             # The loop runs once per network read: it reads the body itself
             # (no helper coroutine per read), and holds nothing of the last
             # read while it waits for the next (a thousand open streams would
             # each keep a chunk, a parsed line and its events alive).
             read = upstream.response.content.read
+            started = False  # the answer's first event has been handed out
+            held: Skipped | None = None  # lines skipped before it
             while True:
                 try:
                     chunk = await read(READ_BYTES)
@@ -120,6 +124,18 @@ class OllamaProvider(HttpProvider):
                 del chunk
                 if finished and type(events[-1]) is Done:
                     upstream.complete = True
+                if not started:
+                    # Until the answer's first event, skipped lines are held
+                    # back: lines that are all unreadable (an HTML page, a
+                    # proxy's error) are no answer, and must fail before the
+                    # stream starts, where the next provider can still be tried.
+                    events, held = _hold_back_skipped(events, held)
+                    started = bool(events)
+                    if held is not None and at_end:
+                        raise _not_ollama(
+                            f"{name} answered {held.count} lines that are not Ollama's NDJSON "
+                            f"(e.g. {held.sample[:80]!r})"
+                        )
                 events = coalesce(events)
                 events.reverse()
                 while events:
@@ -128,6 +144,33 @@ class OllamaProvider(HttpProvider):
                     return
                 if at_end:
                     raise UpstreamDisconnected(f"{name} ended the stream without its final line")
+
+
+# What a captive portal, a login page or a misrouted proxy answers instead.
+_PAGE_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+
+
+def _not_ollama(what: str) -> UpstreamError:
+    return UpstreamError(f"{what}; is the Ollama URL right?", code="upstream_protocol", fallback=True)
+
+
+def _hold_back_skipped(events: list[Event], held: Skipped | None) -> tuple[list[Event], Skipped | None]:
+    """Before the answer's first event: set skipped lines aside, and put them right after that event.
+
+    Returns the events to hand out and the skipped lines still held (None
+    once they went out with the first event).
+    """
+    rest: list[Event] = []
+    for event in events:
+        if type(event) is Skipped:
+            assert isinstance(event, Skipped)
+            held = event if held is None else Skipped(held.count + event.count, held.sample)
+        else:
+            rest.append(event)
+    if rest and held is not None:
+        rest.insert(1, held)
+        held = None
+    return rest, held
 
 
 def _read_events(decoder: NdjsonDecoder, chunk: bytes, chat: bool, name: str) -> tuple[list[Event], bool]:
@@ -173,15 +216,11 @@ def _map_line(line: Any, chat: bool, out: list[Event]) -> bool:
     out.append(
         Done(
             finish_reason=_str_or_none(line.get("done_reason")),
-            usage=Usage(_int_or_none(line.get("prompt_eval_count")), _int_or_none(line.get("eval_count"))),
+            usage=Usage(token_count(line.get("prompt_eval_count")), token_count(line.get("eval_count"))),
             generation_s=eval_ns * _NS if isinstance(eval_ns, int) and eval_ns > 0 else None,
         )
     )
     return True
-
-
-def _int_or_none(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _str_or_none(value: Any) -> str | None:

@@ -24,9 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
 from tests.deploy.nginxconf import Sub, render
+from tests.realparts import missing
 
 REPO = Path(__file__).resolve().parents[2]
 SITE = REPO / "deploy" / "nginx" / "llm-sse.conf"
@@ -35,6 +34,7 @@ SITE_ROOT = "/opt/llm-sse/static"
 SITE_CERT = "/etc/letsencrypt/live/chat.example.com/fullchain.pem"
 SITE_KEY = "/etc/letsencrypt/live/chat.example.com/privkey.pem"
 SITE_ACCESS_LOG = "/var/log/nginx/access.log"
+SITE_ERROR_LOG = "/var/log/nginx/error.log"
 START_TIMEOUT = 15.0
 
 MAIN_CONF = """\
@@ -72,9 +72,7 @@ def nginx_binary() -> str:
     )
     if found:
         return found
-    if os.environ.get("CI"):
-        pytest.fail("nginx is not installed: `make system-deps` installs nginx-light")
-    pytest.skip("nginx is not installed (`make system-deps` installs nginx-light); CI runs these tests")
+    missing("nginx", "`make system-deps` installs nginx-light")
 
 
 def free_port() -> int:
@@ -169,6 +167,7 @@ async def start_nginx(
             Sub("listen", "80", f"127.0.0.1:{port}"),
             Sub("root", SITE_ROOT, str(static_dir)),
             Sub("access_log", SITE_ACCESS_LOG, str(workdir / "access.log")),
+            Sub("error_log", SITE_ERROR_LOG, str(workdir / "error.log")),
         ]
         if tls is not None:
             subs += [
