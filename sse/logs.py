@@ -160,6 +160,13 @@ class ConsoleFormatter(logging.Formatter):
         return line
 
 
+def _worth_a_line(record: logging.LogRecord) -> bool:
+    """On the console, lines that only restate the defaults are left out (the JSON log keeps them)."""
+    if record.getMessage() == "limits":
+        return fields_of(record).get("backend") != "memory"
+    return True
+
+
 def wants_console(log_format: str, stream: TextIO) -> bool:
     """Console lines for ``console``; for ``auto``, when the lines go to a terminal."""
     if log_format == "auto":
@@ -177,6 +184,8 @@ def configure(level: str, log_format: str = "json", stream: TextIO | None = None
     console = wants_console(log_format.lower(), stream)
     handler = logging.StreamHandler(stream)
     handler.setFormatter(ConsoleFormatter() if console else JsonFormatter())
+    if console:
+        handler.addFilter(_worth_a_line)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
