@@ -130,8 +130,8 @@ async def test_on_a_terminal_no_ollama_is_one_short_sentence_without_connection_
     try:
         why = (await terminal.wait_for(r"no Ollama at .*$"))[0]
         assert why == (
-            f"no Ollama at http://127.0.0.1:{dead}, so the built-in model {MODEL_NAME}, "
-            "a tiny demo whose answers are often wrong, answers (docs/providers.md)"
+            f"no Ollama at http://127.0.0.1:{dead}, so the built-in demo model answers: {MODEL_NAME} "
+            "(tiny, often wrong; docs/providers.md says how to use a real one)"
         )
         await terminal.wait_for(rf"{MODEL_NAME} loaded in \d+\.\d\d s \(context 8192 tokens, \d+ threads?\)$")
         await terminal.wait_for(r"ready: open http://127\.0\.0\.1:\d+/ in your browser \(Ctrl-C stops\)$")

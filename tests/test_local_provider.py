@@ -392,8 +392,8 @@ async def test_auto_serves_the_built_in_model_when_ollama_does_not_answer() -> N
     try:
         assert [p.name for p in service.app[PROVIDERS]] == ["local"]
         assert service.app[SELECTION] == (
-            f"no Ollama at {url}, so the built-in model {MODEL_NAME}, a tiny demo whose answers are often wrong, "
-            "answers (docs/providers.md)"
+            f"no Ollama at {url}, so the built-in demo model answers: {MODEL_NAME} "
+            "(tiny, often wrong; docs/providers.md says how to use a real one)"
         )
     finally:
         await service.stop()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 TEMPLATE = "{% for message in messages %}<{{ message['role'] }}>{{ message['content'] }}\n{% endfor %}<assistant>"
-CONTEXT_LENGTH = 512
+CONTEXT_LENGTH = 1024
 EMBEDDING, FEED_FORWARD, HEADS = 64, 128, 4
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from ..errors import ApiError
 from ..settings import Settings
 from .base import ModelInfo, Provider, Readiness, StartupError
-from .llamacpp import missing_requirements
+from .llamacpp import MODEL_NAME, missing_requirements
 from .local import LocalProvider, install_hint
 from .ollama import OllamaProvider
 from .openai import OpenAIProvider
@@ -170,7 +170,10 @@ async def _auto(settings: Settings) -> tuple[list[Provider], str]:
     if not missing:
         local = FACTORIES["local"](settings)
         await local.start()
-        return [local], f"no Ollama at {settings.ollama_url}, so {describe(local)} answers (docs/providers.md)"
+        return [local], (
+            f"no Ollama at {settings.ollama_url}, so the built-in demo model answers: {MODEL_NAME} "
+            "(tiny, often wrong; docs/providers.md says how to use a real one)"
+        )
     raise StartupError(
         f"no model to stream from: Ollama is not answering at {settings.ollama_url} ({readiness.detail}), "
         f"and the built-in model is not installed (missing: {', '.join(missing)}).\n"

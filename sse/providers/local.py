@@ -182,7 +182,7 @@ class LocalProvider:
     def description(self) -> str:
         """The model, as a start-up line names it."""
         if self.demo:
-            return f"the built-in model {MODEL_NAME}, a tiny demo whose answers are often wrong"
+            return f"the built-in demo model {MODEL_NAME} (tiny, often wrong)"
         return f"{self.model_name} on the built-in runtime ({self.setting})"
 
     async def start(self) -> None:
