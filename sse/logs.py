@@ -101,6 +101,8 @@ def _rejected(f: dict[str, Any]) -> str:
 
 
 def _shutting_down(f: dict[str, Any]) -> str:
+    if not f.get("open_streams"):
+        return "shutting down"
     return f"shutting down: {f.get('open_streams')} open streams get {_seconds(f.get('grace_s'))} to finish"
 
 

@@ -107,7 +107,7 @@ async def test_on_a_terminal_it_prints_plain_lines_naming_the_flag_and_one_line_
     terminal = await TerminalProcess("--provider", "ollama", "--ollama-url", fake_ollama.url, "--port", "0").start()
     try:
         servers = await terminal.wait_for(r"model servers, in order: (.*)$")
-        assert servers[1] == f"Ollama at {fake_ollama.url} (set by --provider)"
+        assert servers[1] == f"Ollama at {fake_ollama.url}; set by --provider"
         url = (await terminal.wait_for(r"ready: open (http://127\.0\.0\.1:\d+/) in your browser"))[1]
         async with client.post(url + "api/chat", json={"prompt": "hi"}) as response:
             frames = await read_frames(response)

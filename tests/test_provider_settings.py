@@ -109,8 +109,8 @@ async def test_ordered_list_builds_providers_in_order() -> None:
         assert [p.name for p in providers] == ["ollama", "openrouter", "openai"]
         assert why == (
             "model servers, in order: Ollama at http://127.0.0.1:11434, then OpenRouter at "
-            "https://openrouter.ai/api/v1, then the OpenAI-compatible server at https://api.openai.com/v1 "
-            "(set by --provider / LLM_SSE_PROVIDER)"
+            "https://openrouter.ai/api/v1, then the OpenAI-compatible server at https://api.openai.com/v1"
+            "; set by --provider / LLM_SSE_PROVIDER"
         )
         assert KEY not in repr(providers)
     finally:

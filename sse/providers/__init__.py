@@ -149,7 +149,7 @@ async def select_providers(settings: Settings) -> tuple[list[Provider], str]:
             await provider.close()
         raise
     order = ", then ".join(describe(provider) for provider in providers)
-    return providers, f"model servers, in order: {order} (set by {settings.name_of('provider')})"
+    return providers, f"model servers, in order: {order}; set by {settings.name_of('provider')}"
 
 
 async def _auto(settings: Settings) -> tuple[list[Provider], str]:
