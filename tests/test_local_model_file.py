@@ -19,8 +19,8 @@ import pytest
 from sse.providers import StartupError
 from sse.providers.llamacpp import GgufError, locate_weights, missing_requirements, read_gguf
 from sse.providers.local import LocalProvider
-from sse.server import SELECTION
 from sse.settings import Settings
+from sse.web.keys import SELECTION
 from tests.conftest import NO_LIMITS
 from tests.helpers import Service, read_frames, start_service
 from tests.process import ServiceProcess
