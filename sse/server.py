@@ -324,7 +324,8 @@ async def chat(request: web.Request) -> web.StreamResponse:
     # The body is not needed again: free it now rather than hold it for the
     # stream's whole life (every open stream would pay for its request).
     del raw
-    flags = await _inspect_prompt(chat_request, settings.injection)
+    finding = await _inspect_prompt(chat_request, settings.injection)
+    flags = finding.flags
     client = client_of(request)
     key_id = key_id_of(request)
     record = StreamRecord(
@@ -336,7 +337,8 @@ async def chat(request: web.Request) -> web.StreamResponse:
     if key_id is not None:
         record.extra["key_id"] = key_id
     if flags:
-        record.extra["meta"] = {"flags": list(flags)}
+        # Where each pattern is, so a page can show it; the log line gets the names only.
+        record.extra["meta"] = {"flags": list(flags), "findings": [hit.as_json() for hit in finding.hits]}
         record.extra["flags"] = list(flags)
     # Limits count per key when one is given (several people behind one NAT
     # each with a key), else per address.  The slot is held for the stream's
@@ -360,17 +362,17 @@ async def chat(request: web.Request) -> web.StreamResponse:
 
 
 # Above this many characters the detector runs in a worker thread: it costs
-# about 0.4 µs a character, so a conversation at the input limit would hold the
+# about 1 µs a character (docs/injection.md), so a conversation at the input limit would hold the
 # event loop -- every other stream's tokens -- for tens of milliseconds.  The
 # regex engine keeps the GIL, but a thread gives the loop its turn every
 # switch interval (5 ms) instead of after the whole scan.
 SCAN_OFF_LOOP_CHARS = 4096
 
 
-async def _inspect_prompt(chat_request: ChatRequest, mode: str) -> tuple[str, ...]:
-    """The injection detector's flags; in ``block`` mode a finding is a 400."""
+async def _inspect_prompt(chat_request: ChatRequest, mode: str) -> injection.Finding:
+    """The injection detector's finding; in ``block`` mode a finding is a 400."""
     if mode == "off":
-        return ()
+        return injection.Finding()
     if chat_request.input_chars > SCAN_OFF_LOOP_CHARS:
         finding = await asyncio.to_thread(injection.scan_request, chat_request)
     else:
@@ -385,7 +387,7 @@ async def _inspect_prompt(chat_request: ChatRequest, mode: str) -> tuple[str, ..
         )
         error.log_fields["flags"] = list(finding.flags)
         raise error
-    return finding.flags
+    return finding
 
 
 async def _resumable_chat(
