@@ -18,10 +18,10 @@ import json
 import logging
 import random
 import re
-from re import _parser as sre_parse  # the parser re itself uses; the public alias is deprecated
 from collections import Counter
 from functools import cache
 from pathlib import Path
+from re import _parser as sre_parse  # the parser re itself uses; the public alias is deprecated
 
 import pytest
 
