@@ -337,6 +337,10 @@ WORST_CASES = {
     "quoted_printable": lambda n: "=41" * (n // 3),
     "uu_lines": lambda n: ("M" + "5" * 60 + "\n") * (n // 62),
     "hits_everywhere": lambda n: (INJECTION + " ") * (n // (len(INJECTION) + 1)),
+    "many_small_blobs": lambda n: (
+        ("\u2801\u2803\u2801\u2803\u2801\u2803 x " + "\U000e0041" * 4 + " .- -... .- -... .- -... y ") * (n // 40)
+    ),
+    "many_base64_words": lambda n: "aGVsbG8gd29ybGQgaGVsbG8= " * (n // 25),
 }
 
 

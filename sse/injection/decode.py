@@ -33,7 +33,7 @@ class Decoded:
     __slots__ = ("encoding", "end", "hidden", "start", "text")
 
     def __init__(self, text: str, start: int, end: int, encoding: str, hidden: bool = False) -> None:
-        self.text = text
+        self.text = text[: MAX_BLOB_CHARS * 4]
         self.start = start
         self.end = end
         self.encoding = encoding
@@ -326,7 +326,7 @@ def blobs(text: str, vocabulary: set[str] | frozenset[str] = frozenset()) -> Ite
             if readable(decoded):
                 found += 1
                 yield Decoded(decoded, match.start(), match.end(), "url")
-    yield from _symbols(text, vocabulary)
+    yield from itertools.islice(_symbols(text, vocabulary), max(0, MAX_BLOBS - found))
 
 
 def _symbols(text: str, vocabulary: set[str] | frozenset[str]) -> Iterator[Decoded]:
