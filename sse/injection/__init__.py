@@ -58,6 +58,7 @@ from .english import (
     MARKUP,
     OBFUSCATED,
     PERSONA,
+    PERSONA_WORDS,
     PLANTED,
     REVEAL,
     SQUASHED_RULES,
@@ -132,7 +133,7 @@ def _word_hits(view: str, vocabulary: set[str], offsets: Offsets) -> Iterator[Sp
             match = pattern.search(view)
             if match:
                 yield (flag, *offsets.span(match.start(), match.end()))
-    unbound = [m.start() for m in UNBOUND.finditer(view)]
+    unbound = [m.start() for m in UNBOUND.finditer(view)] if not PERSONA_WORDS.isdisjoint(vocabulary) else []
     for persona in PERSONA.finditer(view) if unbound else ():
         # The nearest "unbound" cue at or after the persona's window start.
         i = bisect.bisect_left(unbound, persona.start() - WINDOW)
@@ -171,15 +172,19 @@ def _native_hits(text: str, word_view: str) -> Iterator[Span]:
     offsets = Offsets(text, view, "native")
     ascii_only = view.isascii()
     vocabulary = set(view.split()) if ascii_only else set()
-    for flag, stems, pattern in languages.RULES:
-        if not vocabulary.isdisjoint(stems[0]) if ascii_only else any(stem in view for stem in stems[1]):
+    for flag, (verbs, objects, stems), pattern in languages.RULES:
+        if (
+            not vocabulary.isdisjoint(verbs) and (not objects or not vocabulary.isdisjoint(objects))
+            if ascii_only
+            else any(stem in view for stem in stems)
+        ):
             match = pattern.search(view)
             if match:
                 yield (flag, *offsets.span(match.start(), match.end()))
     if (
         vocabulary.isdisjoint(languages.UNBOUND_STEMS[0])
         if ascii_only
-        else not any(stem in view for stem in languages.UNBOUND_STEMS[1])
+        else not any(stem in view for stem in languages.UNBOUND_STEMS[2])
     ):
         return
     unbound = languages.UNBOUND_PHRASES.search(view)

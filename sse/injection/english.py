@@ -47,7 +47,7 @@ _QUALIFIER = (
 _RULES = (
     r"(?:instructions?|prompts?|directions|directives?|rules|guidelines|guidance|programming|commands|"
     r"constraints|restrictions|training|policies|safeguards|filters|guardrails|limitations|orders|conditioning|"
-    r"stuff|protocols|checks|measures|settings)"
+    r"stuff|protocols|checks|measures|settings|inputs)"
 )
 _SAY = r"(?:print|say|write|output|respond|reply|answer|return|repeat|report|state|tell|type|display|show|focus|list)"
 
@@ -200,7 +200,8 @@ WORD_RULES: list[Rule] = [
             r"\b(?:do\sanything\snow|dan\smode|anti\sdan|better\s?dan|stan\smode|dude\smode|mongo\stom|"
             r"always\sintelligent\sand\smachiavellian|evil\sconfidant|developer\smode\s(?:enabled|output|"
             r"response)|(?:jailbreak|jailbroken|god|unrestricted|unfiltered|uncensored|chaos|evil)\smode\s"
-            r"(?:enabled|activated|on)|(?:you\sare|youre|you\shave\sbeen|act\sas\s(?:a|an)?\s?|now\sa)\s?"
+            r"(?:enabled|activated|on)|(?:debug|debugging|maintenance|admin|god|sudo)\smode\s(?:enabled|activated|on)\sby|"
+            r"(?:you\sare|youre|you\shave\sbeen|act\sas\s(?:a|an)?\s?|now\sa)\s?"
             r"(?:now\s)?jailbroken|jailbroken\s(?:ai|model|assistant|version|chatbot|llm|gpt|chatgpt))\b"
         ),
     ),
@@ -438,7 +439,16 @@ PERSONA = re.compile(
     r"behave\sas|stay\sin\scharacter|a\scharacter\scalled|an\sai\scalled|an\sai\snamed|a\smodel\scalled|"
     r"you\sare\sgoing\sto\s(?:act|be|pretend)|i\swant\syou\sto\sact|now\syou\sact|as\s[a-z]+gpt|"
     r"you\swill\salways|(?:cant|cannot|can\snot|never)\sbreak\scharacter|fictional\s(?:character|ai|world)|"
-    r"write\sdialogue|hypothetical\s(?:ai|response|scenario)|two\s(?:entities|responses|personas))\b"
+    r"write\sdialogue|hypothetical\s(?:ai|response|scenario)|two\s(?:entities|responses|personas)|"
+    r"(?:take\son|assume|play)\sthe\srole\sof|in\scharacter\sas|(?:take\son|adopt)\s(?:the\s)?\w+\spersona|"
+    r"character\ssimulator|immerse\syourself|another\sai\s(?:model|named|called)|respond\sas\sboth|"
+    r"from\sthis\smoment|(?:play|playing)\sa\s(?:text\sbased\s|role\splaying\s)?game)\b"
+)
+# Words one of which every persona cue holds: without them neither pattern is searched.
+PERSONA_WORDS = _words_of(
+    "you youre act acting pretend roleplay role play imagine simulate respond answer behave stay character ai model "
+    "going want now gpt will always cant cannot never fictional dialogue hypothetical two take assume adopt persona "
+    "immerse another both moment playing"
 )
 UNBOUND = re.compile(
     r"\b(?:(?:no|without|free\sof|free\sfrom|freed\sfrom|not\sbound\sby|no\slonger\sbound\sby|unbound\sby|"
@@ -455,7 +465,13 @@ UNBOUND = re.compile(
     r"any\skind\sof\scontent|(?:any|all)\s(?:illegal|unethical|harmful|explicit)\s(?:content|requests|activities)|"
     r"(?:never|not|doesnt|does\snot|wont|will\snot)\s(?:warn|apologi[sz]e|refuse|censor)|"
     r"(?:ethical|moral|content)\s(?:guidelines|restrictions|policies)\sdo\snot\sapply|"
-    r"(?:offensive|explicit|illegal|harmful)\scontent\sis\sallowed)\b"
+    r"(?:offensive|explicit|illegal|harmful)\scontent\sis\sallowed|"
+    r"(?:broken|break|breaks|set)\sfree\sof|free\sof\s(?:your|its|all|the)\s(?:confines|restrictions|limitations)|"
+    r"(?:perform|do|say)\sanything\sand\severything|(?:nsfw|explicit\scontent|illegal\s\w+)\s(?:is|are)\sallowed|"
+    r"allowed\sto\s(?:provide|say|write|generate)\s(?:\w+\s){0,3}(?:malware|harmful|illegal|explicit)|"
+    r"do\snot\sfilter|without\sany\s(?:remorse|ethics|morals|filters?)|does\snot\swithhold|"
+    r"no\srules\sno\slimitations|defies?\s(?:\w+\s){0,3}(?:conventions|rules|guidelines)|"
+    r"freedom\sto\s(?:answer|say|do)\s(?:\w+\s){0,2}(?:inappropriate|anything)|unhinged)\b"
 )
 DEVELOPER_MODE = re.compile(r"\b(?:developer|dev)\smode\b")
 ASSISTANT_CONTEXT = re.compile(

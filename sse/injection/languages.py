@@ -115,10 +115,13 @@ PERSONA_PHRASES = _compile(
 WINDOW = 300
 
 
-def _stems(words: str, stems: str) -> tuple[frozenset[str], tuple[str, ...]]:
-    """Whole words that an ASCII view must hold for a rule to be tried, and stems for any other view."""
-    return frozenset(words.split()), tuple(
-        strip_accents(stem).replace("ı", "i").replace("_", " ") for stem in stems.split()
+def _stems(words: str, stems: str, objects: str = "") -> tuple[frozenset[str], frozenset[str], tuple[str, ...]]:
+    """Words an ASCII view must hold for a rule to be tried (a verb, and an object when given), and stems for any
+    other view."""
+    return (
+        frozenset(words.split()),
+        frozenset(objects.split()),
+        tuple(strip_accents(stem).replace("ı", "i").replace("_", " ") for stem in stems.split()),
     )
 
 
@@ -134,6 +137,12 @@ IGNORE_STEMS = _stems(
     "desconsider negeer vergeet zignoruj zapomnij игнор проигнор забуд обращ ігнор unut yok_say gormezden gecersiz "
     "dikkate kısıtlamaları filtreyi güvenlik kurallar "
     "تجاهل نادیده فراموش अनदेखा भूल 忽略 无视 忽视 忘记 忘掉 理会 無視 忘れ 무시 잊어",
+    # What the verbs act on, or what stands alone; English "ignore" alone does not wake these patterns.
+    "instructions consignes regles directives indications ordres tout anweisungen instruktionen regeln befehle "
+    "vorgaben richtlinien alles instrucciones indicaciones reglas directrices ordenes todo istruzioni regole direttive "
+    "indicazioni instrucoes regras diretrizes orientacoes instructies regels opdrachten instrukcje polecenia zasady "
+    "talimatlari talimatlarini kurallari kurallarini yonergeleri mesajlari rolunu kisitlamalari kisitlamalarini "
+    "filtreyi modu gecerli talimat talimatlar guvenlik",
 )
 REVEAL_STEMS = _stems(
     "montre affiche revele revelez donne repete ecris imprime divulgue zeig zeige gib verrate nenne wiederhole "

@@ -52,6 +52,9 @@ _APOSTROPHES = str.maketrans({"'": None, "’": None})
 
 def words(text: str) -> str:
     """Lower-case words separated by single spaces, look-alikes and invisibles undone."""
+    if text.isascii():
+        # Nothing to normalise, no look-alikes, no invisibles: the cheap path most text takes.
+        return _NOT_WORD.sub(" ", text.lower().replace("'", "")).strip()
     text = INVISIBLE.sub("", unicodedata.normalize("NFKC", text).casefold())
     text = text.translate(_CONFUSABLES).translate(_APOSTROPHES)
     return _NOT_WORD.sub(" ", text).strip()
