@@ -453,7 +453,7 @@ async def test_off_mode_does_not_look(make_service, client):
 async def test_a_large_prompt_is_scanned_off_the_event_loop_a_small_one_on_it(make_service, client, monkeypatch):
     import threading
 
-    from sse.server import SCAN_OFF_LOOP_CHARS
+    from sse.web.chat import SCAN_OFF_LOOP_CHARS
 
     threads: list[str] = []
     scan = injection.scan_request
