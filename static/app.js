@@ -10,7 +10,7 @@
 // Stop cancels the stream on the server before it drops the connection.
 
 import { MarkdownView } from "./markdown.js";
-import { cancelStream, chat } from "./sse.js";
+import { cancelStream, chat, errorFromResponse } from "./sse.js";
 import { describeDone, describeError } from "./wording.js";
 
 const MODEL_KEY = "llm-sse.model";
@@ -333,17 +333,17 @@ async function loadModels() {
       headers: { Accept: "application/json", ...authHeaders() },
       cache: "no-store",
     });
-    listing = await response.json().catch(() => null);
-    if (response.status === 401) {
-      showModelStatus("");
-      askForKey();
-      return;
-    }
     if (!response.ok) {
-      const message = listing?.error?.message ?? `HTTP ${response.status}`;
-      showModelStatus(`Could not list the models (${message}); the server's default model answers.`);
+      const error = await errorFromResponse(response);
+      if (isUnauthorized(error)) {
+        showModelStatus("");
+        askForKey();
+        return;
+      }
+      showModelStatus(`Could not list the models (${error.message}); the server's default model answers.`);
       return;
     }
+    listing = await response.json().catch(() => null);
   } catch {
     showModelStatus("Could not reach the server to list the models.");
     return;

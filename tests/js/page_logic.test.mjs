@@ -57,7 +57,8 @@ test("blocks: paragraphs, headings, lists, quotes, code, tables, rules", () => {
   assert.equal(heading.level, 1);
   assert.equal(paragraph.text, "A paragraph\non two lines.");
   assert.equal(list.items.length, 2);
-  assert.deepEqual(code, { kind: "code", key: code.key, lang: "js", code: "let x = 1;", closed: true });
+  assert.deepEqual([code.kind, code.lang, code.code, code.closed], ["code", "js", "let x = 1;", true]);
+  assert.equal(code.key, "code\u0000```js\nlet x = 1;\n```");
   assert.deepEqual(table.header, ["a", "b"]);
   assert.deepEqual(table.align, ["", "center"]);
   assert.deepEqual(table.rows, [["1", "2"]]);
