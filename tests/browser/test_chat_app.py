@@ -194,6 +194,8 @@ async def test_conversations_are_listed_reopened_renamed_and_deleted(chat_page: 
     await expect(chat_page.answer_text()).to_have_text("About cats.")
     await expect(page.locator(".chat-open[aria-current=true]")).to_have_text("Tell me about cats")
 
+    # Rename and Delete show on the item under the pointer (or with the keyboard's focus).
+    await page.locator("#chats .chat", has_text="Tell me about cats").hover()
     await page.get_by_role("button", name="Rename “Tell me about cats”").click()
     name = page.get_by_label("New name of the conversation")
     await expect(name).to_be_focused()
@@ -201,6 +203,7 @@ async def test_conversations_are_listed_reopened_renamed_and_deleted(chat_page: 
     await name.press("Enter")
     await expect(page.locator(".chat-open[aria-current=true]")).to_have_text("Cats")
 
+    await page.locator("#chats .chat", has_text="Tell me about dogs").hover()
     await page.get_by_role("button", name="Delete “Tell me about dogs”").click()
     await page.locator("#chats").get_by_role("button", name="Delete", exact=True).click()
     await expect(chats).to_have_text(["Cats"])
