@@ -34,16 +34,16 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-from aiohttp import HttpVersion11, web
-from aiohttp.web_protocol import RequestPayloadError
+from aiohttp import web
 
 from . import __version__, injection, openapi
 from .chat import ChatRequest, parse_chat_request, parse_json_body
-from .clientip import client_address, parse_networks
+from .clientip import client_address, is_loopback, parse_networks
 from .cors import CorsPolicy
 from .errors import ApiError
 from .follower import Follower, LocalSource, SourceUnavailable
 from .framelog import FramesExpired
+from .http_edges import EdgeRunner, expect_handler, read_body, refuse_while_draining, runner_options
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics, create_metrics
 from .protect import (
@@ -170,12 +170,12 @@ def create_app(settings: Settings, providers: list[Provider] | None = None) -> w
     ]
     for method, path, handler in routes:
         if method == "GET":  # and HEAD, as aiohttp's add_get does
-            app.router.add_get(path, handler, expect_handler=expect_continue)
+            app.router.add_get(path, handler, expect_handler=expect_handler)
         else:
-            app.router.add_route(method, path, handler, expect_handler=expect_continue)
+            app.router.add_route(method, path, handler, expect_handler=expect_handler)
     # Last: whatever no route takes, so that even then our Expect handling and
     # error format apply (aiohttp's own 404/405 would answer an odd Expect as text).
-    app.router.add_route("*", "/{tail:.*}", no_route, expect_handler=expect_continue)
+    app.router.add_route("*", "/{tail:.*}", no_route, expect_handler=expect_handler)
     return app
 
 
@@ -271,32 +271,12 @@ async def no_route(request: web.Request) -> web.StreamResponse:
     raise web.HTTPNotFound()
 
 
-async def expect_continue(request: web.Request) -> web.StreamResponse | None:
-    """``Expect: 100-continue`` as aiohttp does it; any other expectation is a JSON 417.
-
-    aiohttp answers an unknown expectation before any middleware runs, as
-    plain text; this keeps it to the API's error format.
-    """
-    expect = request.headers.get("Expect", "")
-    if request.version != HttpVersion11:
-        return None
-    if expect.lower() == "100-continue":
-        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        request.writer.output_size = 0  # the answer's body has not started
-        return None
-    return _error_response(
-        request, ApiError("only 'Expect: 100-continue' is understood", status=417, code="expectation_failed")
-    )
-
-
 async def chat(request: web.Request) -> web.StreamResponse:
     app = request.app
     settings = app[SETTINGS]
     registry = app[REGISTRY]
     if registry.draining:
-        raise ApiError(
-            "the server is restarting; try again in a moment", status=503, code="shutting_down", retry_after=1
-        )
+        return refuse_while_draining(request, app[PROXIES])
     if request.content_type != "application/json":
         raise ApiError(
             "send the request as JSON (Content-Type: application/json)", status=415, code="unsupported_media_type"
@@ -310,16 +290,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
         )
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
         raise web.HTTPRequestEntityTooLarge(max_size=settings.max_body_bytes, actual_size=request.content_length)
-    try:
-        async with asyncio.timeout(settings.body_timeout):
-            raw = await request.read()
-    except TimeoutError:
-        raise ApiError("the request body did not arrive in time", status=408, code="request_timeout") from None
-    except RequestPayloadError:
-        # E.g. "Content-Encoding: gzip" on a body that is not gzip: the client's fault, not a 500.
-        raise ApiError(
-            "the body could not be decoded; check its Content-Encoding", status=400, code="invalid_body", field="body"
-        ) from None
+    raw = await read_body(request, settings.body_timeout)  # 100 Continue only now, if asked
     chat_request = parse_chat_request(parse_json_body(raw), settings.request_limits)
     # The body is not needed again: free it now rather than hold it for the
     # stream's whole life (every open stream would pay for its request).
@@ -425,9 +396,7 @@ async def stream_resume(request: web.Request) -> web.StreamResponse:
     """Replay a resumable stream after the client's last frame, then follow it live (EventSource-compatible)."""
     app = request.app
     if app[REGISTRY].draining:
-        raise ApiError(
-            "the server is restarting; try again in a moment", status=503, code="shutting_down", retry_after=1
-        )
+        return refuse_while_draining(request, app[PROXIES])
     stream_id = _stream_id(request)
     token = _resume_token(request)
     after = _after(request)
@@ -546,12 +515,19 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when not shutting down and at least one provider can serve."""
+    """Ready when not shutting down and at least one provider can serve.
+
+    Each provider's detail names where its model server is (``Ollama 0.5.1 at
+    http://10.0.0.7:11434``, a refused connection's address): only a caller
+    on this machine gets it; anyone else learns which providers are ready.
+    """
     app = request.app
     providers = app[PROVIDERS]
     checks = await asyncio.gather(*(p.readiness() for p in providers))
+    local = is_loopback(client_of(request))
     report = [
-        {"provider": p.name, "ready": r.ready, "detail": r.detail} for p, r in zip(providers, checks, strict=True)
+        {"provider": p.name, "ready": r.ready, **({"detail": r.detail} if local else {})}
+        for p, r in zip(providers, checks, strict=True)
     ]
     draining = app[REGISTRY].draining
     ready = any(r.ready for r in checks) and not draining
@@ -620,4 +596,4 @@ def make_runner(app: web.Application, *, shutdown_timeout: float = 5.0) -> web.A
     options: dict[str, Any] = {"handler_cancellation": True, "access_log": None, "shutdown_timeout": shutdown_timeout}
     if "auto_decompress" in inspect.signature(web.RequestHandler.__init__).parameters:
         options["auto_decompress"] = False
-    return web.AppRunner(app, **options)
+    return EdgeRunner(app, **options, **runner_options())  # sse/http_edges.py: idle bounds, malformed HTTP
