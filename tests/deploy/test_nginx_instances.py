@@ -24,8 +24,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from sse.server import OBSERVERS, REGISTRY
 from sse.streamlog import StreamRecord
+from sse.web.keys import OBSERVERS, REGISTRY
 from tests.deploy.nginx import Nginx, free_port
 from tests.deploy.process import start_app
 from tests.deploy.streams import CHAT, Hold, Stream, held_answer

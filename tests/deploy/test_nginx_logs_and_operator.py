@@ -16,7 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from sse.server import REGISTRY
+from sse.web.keys import REGISTRY
 from tests.deploy.nginx import Nginx, free_port
 from tests.deploy.test_nginx import MakeService, StartProxy, deployed, start_proxy, static_dir, workdir  # noqa: F401
 from tests.helpers import eventually
