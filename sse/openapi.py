@@ -342,6 +342,23 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                     "items": {"type": "string"},
                     "description": "Patterns the prompt-injection detector found (LLM_SSE_INJECTION=flag).",
                 },
+                "findings": {
+                    "type": "array",
+                    "description": (
+                        "Where each pattern is: the request field and the [start, end) of the match in that "
+                        "field's text, counted in Unicode code points (docs/injection.md)."
+                    ),
+                    "items": {
+                        "type": "object",
+                        "required": ["flag", "field", "start", "end"],
+                        "properties": {
+                            "flag": {"type": "string"},
+                            "field": {"type": "string"},
+                            "start": {"type": "integer", "minimum": 0},
+                            "end": {"type": "integer", "minimum": 0},
+                        },
+                    },
+                },
             },
         },
         "TextEvent": {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}},
