@@ -28,7 +28,7 @@ from .cors import CorsPolicy
 from .errors import ApiError
 from .limits import Backend, MemoryBackend, StreamLimiter
 from .redis_client import MissingRedis, RedisClients, redis_url
-from .settings import Settings, SettingsError, split_list
+from .settings import Settings, SettingsError
 
 log = logging.getLogger("llm_sse.protect")
 
@@ -51,7 +51,7 @@ PREFLIGHT_METHODS = {
 
 def load_api_keys(settings: Settings) -> ApiKeys:
     """Keys from the setting and the key file; ``SettingsError`` says what is wrong (never the key)."""
-    keys = list(split_list(settings.api_keys))
+    keys = list(settings.api_key_list)
     if settings.api_keys_file:
         path = Path(settings.api_keys_file)
         try:
