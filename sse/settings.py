@@ -238,7 +238,7 @@ class Settings:
         "", "LLM_SSE_MODELS_ALLOWED", "comma-separated models clients may ask for (empty: any)"
     )
 
-    # -- protection (README: "Protection")
+    # -- protection (docs/protection.md)
     api_keys: str = setting(
         "",
         "LLM_SSE_API_KEYS",
@@ -300,7 +300,7 @@ class Settings:
         group=LIMITS,
     )
 
-    # -- resumable streams (README, "Resumable streams")
+    # -- resumable streams (docs/resumable.md)
     resumable: bool = setting(
         False,
         "LLM_SSE_RESUMABLE",
