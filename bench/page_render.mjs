@@ -85,7 +85,7 @@ export function bench({ MarkdownView, container, now, settle = () => {}, size = 
   return { ...summary(times), finish_ms: Math.round((now() - started) * 1000) / 1000, chars: text.length };
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (globalThis.process?.argv && import.meta.url === `file://${globalThis.process.argv[1]}`) {
   const { MarkdownView } = await import("../static/markdown.js");
   const { createDocument } = await import("../tests/js/dom.mjs");
   const { performance } = await import("node:perf_hooks");

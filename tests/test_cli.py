@@ -8,17 +8,14 @@ import socket
 
 import pytest
 
-from sse.providers.llamacpp import MODEL_NAME, missing_requirements
+from sse.providers.llamacpp import MODEL_NAME
 from tests.fakes.ollama import FakeOllama
 from tests.fakes.tcp import closed_port
 from tests.helpers import read_frames
 from tests.process import ServiceProcess
 from tests.terminal import TerminalProcess
 
-NEEDS_MODEL = pytest.mark.skipif(
-    bool(missing_requirements()) and not __import__("os").environ.get("CI"),
-    reason="the 'local' extra is not installed",
-)
+NEEDS_MODEL = pytest.mark.usefixtures("local_extra")
 
 
 async def test_an_unknown_provider_exits_2_naming_the_known_ones():

@@ -8,7 +8,6 @@ conversation with that template, which the number of prompt tokens shows
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import aiohttp
 import pytest
 
 from sse.providers import StartupError
-from sse.providers.llamacpp import GgufError, locate_weights, missing_requirements, read_gguf
+from sse.providers.llamacpp import GgufError, locate_weights, read_gguf
 from sse.providers.local import LocalProvider
 from sse.settings import Settings
 from sse.web.keys import SELECTION
@@ -26,8 +25,7 @@ from tests.helpers import Service, read_frames, start_service
 from tests.process import ServiceProcess
 from tests.tiny_gguf import CONTEXT_LENGTH, TEMPLATE, rendered, write_tiny_gguf
 
-if missing_requirements() and not os.environ.get("CI"):
-    pytestmark = pytest.mark.skip(reason="the 'local' extra is not installed")
+pytestmark = pytest.mark.usefixtures("local_extra")
 
 
 @pytest.fixture(scope="module")
