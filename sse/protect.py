@@ -57,11 +57,11 @@ def load_api_keys(settings: Settings) -> ApiKeys:
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise SettingsError(f"--api-keys-file / LLM_SSE_API_KEYS_FILE: cannot read {path}: {exc}") from None
+            raise SettingsError(f"{settings.name_of('api_keys_file')}: cannot read {path}: {exc}") from None
         file_keys = parse_key_file(text)
         if not file_keys:
             # An empty file would silently open the API: refuse to start instead.
-            raise SettingsError(f"--api-keys-file / LLM_SSE_API_KEYS_FILE: {path} holds no key")
+            raise SettingsError(f"{settings.name_of('api_keys_file')}: {path} holds no key")
         keys += file_keys
     try:
         return ApiKeys(check_key(key, "API keys") for key in keys)
