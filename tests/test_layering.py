@@ -28,6 +28,8 @@ CORE = [
     "openapi",
     "framelog",
     "resumetoken",
+    "openai_request",
+    "uimessage_request",
 ]
 
 

@@ -107,7 +107,7 @@ async def test_multibyte_text_split_at_every_byte_arrives_intact(
 
 @pytest.mark.parametrize(
     ("transcript", "finish_reason"),
-    [("openrouter/tool_call_stream_3_comments.sse", "tool_calls"), ("openai/chat_stream_tool_call.sse", "stop")],
+    [("openrouter/tool_call_stream_3_comments.sse", "tool_calls"), ("openai/chat_stream_tool_call.sse", "tool_calls")],
 )
 async def test_tool_call_chunks_with_null_content_end_cleanly(
     router_service: Service,
