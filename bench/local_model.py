@@ -34,8 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sse.eventstream import EventStreamDecoder
 from sse.providers.local import LocalProvider
-from sse.server import PROVIDERS, create_app, make_runner
 from sse.settings import Settings
+from sse.web.app import create_app, make_runner
+from sse.web.keys import PROVIDERS
 
 PROMPTS = {
     "short": "Why is the sky blue?",

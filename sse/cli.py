@@ -21,10 +21,11 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from . import logs, systemd
-from .errors import ApiError
-from .providers import StartupError
-from .server import REGISTRY, create_app, make_runner
+from .errors import StartupError
 from .settings import Settings, SettingsError
+from .stream.registry import shutdown_error
+from .web.app import create_app, make_runner
+from .web.keys import REGISTRY
 
 log = logging.getLogger("llm_sse")
 
@@ -90,7 +91,7 @@ async def drain(runner: web.AppRunner, grace: float) -> None:
         await site.stop()
     log.info("shutting down", extra={"open_streams": len(registry.streams), "grace_s": grace})
     if not await registry.wait_idle(grace):
-        registry.end_all(ApiError("the server is shutting down", status=503, code="shutdown", retry_after=1))
+        registry.end_all(shutdown_error())
         await registry.wait_idle(_FINAL_FRAME_WINDOW)
     await runner.cleanup()
     log.info("stopped")

@@ -62,6 +62,10 @@ def retry_after_seconds(seconds: float) -> int:
     return max(1, int(seconds + 0.999))
 
 
+class StartupError(RuntimeError):
+    """The service cannot start as configured; the message says what to install or set (never a secret)."""
+
+
 class InvalidRequest(ApiError):
     status = 400
     code = "invalid_request"

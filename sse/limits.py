@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .errors import ApiError
+from .idle import IdleSignal
 
 log = logging.getLogger("llm_sse.limits")
 
@@ -281,8 +282,7 @@ class StreamLimiter:
         self.fallbacks = 0  # admissions decided locally because the shared backend failed
         self.held = 0  # slots this process holds now, whichever backend counts them
         self.refusals: Counter[str] = Counter()  # refused admissions, by code
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._idle = IdleSignal()
 
     def stats(self) -> dict[str, Any]:
         """For /healthz: what the limiter holds and has refused since start."""
@@ -314,7 +314,7 @@ class StreamLimiter:
             self.refusals[refusal.code] += 1
             raise
         self.held += 1
-        self._idle.clear()
+        self._idle.busy()
         try:
             yield
         finally:
@@ -323,16 +323,11 @@ class StreamLimiter:
             finally:
                 self.held -= 1
                 if not self.held:
-                    self._idle.set()
+                    self._idle.idle()
 
     async def wait_idle(self, within: float) -> bool:
         """Wait until this process holds no slot; False if ``within`` seconds passed first."""
-        try:
-            async with asyncio.timeout(within):
-                await self._idle.wait()
-        except TimeoutError:
-            return False
-        return True
+        return await self._idle.wait(within)
 
     async def check(self) -> None:
         """At start-up: say where the counts live, and whether the shared backend answers."""

@@ -8,7 +8,7 @@ The decisions live in the core (``auth``, ``cors``, ``limits``,
   which it was.  Preflights (``OPTIONS``) carry no key and pass.
 * ``add_cors_headers`` -- an ``on_response_prepare`` hook: every answer
   under ``/api/`` (JSON, errors, and the event stream, whose headers go out
-  late in ``sse.relay``) gets its CORS headers as it is prepared, once per
+  late in ``sse.stream.writer``) gets its CORS headers as it is prepared, once per
   response, never per token.
 * ``preflight`` -- ``OPTIONS`` on the API routes.
 * ``start_limiter`` / ``close_limiter`` -- build the limiter (Redis when
@@ -27,7 +27,7 @@ from .auth import ApiKeys, BadKey, check_key, parse_key_file
 from .cors import CorsPolicy
 from .errors import ApiError
 from .limits import Backend, MemoryBackend, StreamLimiter
-from .providers import read_api_key
+from .redis_client import MissingRedis, RedisClients, redis_url
 from .settings import Settings, SettingsError, split_list
 
 log = logging.getLogger("llm_sse.protect")
@@ -127,15 +127,16 @@ async def preflight(request: web.Request) -> web.Response:
     return web.Response(status=204, headers=policy.preflight_headers(origin, methods))
 
 
-def build_limiter(settings: Settings) -> StreamLimiter:
+def build_limiter(settings: Settings, redis: RedisClients) -> StreamLimiter:
+    """The limiter: in Redis when ``REDIS_URL`` is set (shared by every instance), else in this process."""
     limits = settings.limits
     shared: Backend | None = None
-    redis_url = read_api_key(settings.redis_url, settings.redis_url_file, "REDIS_URL")
-    if redis_url and limits.enabled:
-        from .redis_limits import MissingRedis, RedisBackend
+    url = redis_url(settings)
+    if url and limits.enabled:
+        from .redis_limits import RedisBackend
 
         try:
-            shared = RedisBackend(redis_url, limits, timeout=settings.redis_timeout)
+            shared = RedisBackend(redis.get(url), limits, timeout=settings.redis_timeout)
         except MissingRedis as exc:
             raise SettingsError(str(exc)) from None
     return StreamLimiter(limits, MemoryBackend(limits), shared)

@@ -20,11 +20,11 @@ and ``StreamLimiter`` limits locally meanwhile.  Needs the ``redis`` extra.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 from .limits import Limits, SharedUnavailable, rate_limited, server_busy, too_many_streams
-
-PREFIX = "llm-sse:"
+from .redis_client import PREFIX
 
 # KEYS: bucket, client's streams, all streams.
 # ARGV: tokens per ms, capacity, streams per client, streams, lease ms, stream id.
@@ -88,10 +88,6 @@ return 1
 """
 
 
-class MissingRedis(RuntimeError):
-    """The ``redis`` extra is not installed."""
-
-
 def streams_key(client: str | None = None) -> str:
     return f"{PREFIX}streams:{client}" if client is not None else f"{PREFIX}streams"
 
@@ -106,25 +102,11 @@ class RedisBackend:
     name = "redis"
     refreshes = True
 
-    def __init__(self, url: str, limits: Limits, *, timeout: float) -> None:
-        try:
-            from redis.asyncio import Redis
-            from redis.asyncio.retry import Retry
-            from redis.backoff import NoBackoff
-        except ImportError:
-            raise MissingRedis(
-                "REDIS_URL is set but the redis package is missing: pip install 'llm-sse[redis]'"
-            ) from None
+    def __init__(self, client: Any, limits: Limits, *, timeout: float) -> None:
+        """``client`` is the application's one client for the URL (``redis_client.RedisClients``)."""
         self.limits = limits
         self.timeout = timeout
-        # No retries inside the client: one bounded attempt, then the local limits.
-        self._redis: Any = Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
-            max_connections=64,
-        )
+        self._redis = client
         self._admit = self._redis.register_script(_ADMIT)
         self._refresh = self._redis.register_script(_REFRESH)
         self._release = self._redis.register_script(_RELEASE)
@@ -162,25 +144,21 @@ class RedisBackend:
         await self._call_command("PING")
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        """Nothing to release: the client is the application's, closed with it."""
 
     async def _call_command(self, *args: Any) -> Any:
-        from redis.exceptions import RedisError
-
-        try:
-            async with asyncio.timeout(self.timeout):
-                return await self._redis.execute_command(*args)
-        except TimeoutError:
-            raise SharedUnavailable(f"Redis did not answer within {self.timeout:g} s") from None
-        except (RedisError, OSError) as exc:
-            raise SharedUnavailable(f"Redis failed: {exc}") from None
+        return await self._bounded(self._redis.execute_command(*args))
 
     async def _call(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        return await self._bounded(script(keys=keys, args=args))
+
+    async def _bounded(self, call: Awaitable[Any]) -> Any:
+        """One Redis call within ``timeout``; any failure is ``SharedUnavailable``."""
         from redis.exceptions import RedisError
 
         try:
             async with asyncio.timeout(self.timeout):
-                return await script(keys=keys, args=args)
+                return await call
         except TimeoutError:
             raise SharedUnavailable(f"Redis did not answer within {self.timeout:g} s") from None
         except (RedisError, OSError) as exc:

@@ -84,8 +84,7 @@ class StreamRecord:
         if self.cooling:
             out["cooling_down"] = self.cooling
         out["input_chars"] = self.input_chars
-        # extra["meta"] is for the stream's meta frame; everything else is for the log.
-        out.update((key, value) for key, value in self.extra.items() if key != "meta")
+        out.update(self.extra)
         if self.prompt is not None:
             out["prompt"] = self.prompt
         return out

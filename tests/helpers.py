@@ -13,8 +13,9 @@ from aiohttp import web
 
 from sse.eventstream import EventStreamDecoder, ServerSentEvent
 from sse.logs import JsonFormatter
-from sse.server import OBSERVERS, create_app, make_runner
 from sse.settings import Settings
+from sse.web.app import create_app, make_runner
+from sse.web.keys import OBSERVERS
 
 
 @dataclass

@@ -15,8 +15,8 @@ from sse import auth
 from sse.auth import ApiKeys, BadKey, check_key, key_id, parse_key_file
 from sse.logs import JsonFormatter
 from sse.protect import API_KEYS
-from sse.server import create_app
 from sse.settings import Settings, SettingsError
+from sse.web.app import create_app
 from tests.test_limits import CHAT, hold_stream
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from sse.framelog import FrameLog, FramesExpired
-from sse.resumetoken import hash_token, new_token, token_matches
+from sse.resume.framelog import FrameLog, FramesExpired
+from sse.resume.token import hash_token, new_token, token_matches
 
 
 def frame(seq: int, size: int = 10) -> bytes:

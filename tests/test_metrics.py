@@ -9,8 +9,9 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from sse.metrics import NoMetrics
-from sse.server import METRICS, REGISTRY, create_app, make_runner
 from sse.settings import Settings
+from sse.web.app import create_app, make_runner
+from sse.web.keys import METRICS, REGISTRY
 from tests.fakes.ollama import Hang, Line, Raw, Script, token_lines
 from tests.helpers import eventually, iter_frames, read_frames
 

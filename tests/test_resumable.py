@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from sse.server import RESUMABLE
+from sse.web.keys import RESUMABLE
 from tests.fakes.ollama import FakeOllama, Gate, Hang, Script, token_lines
 from tests.helpers import Frame, Service, StreamRecords, eventually, iter_frames, read_frames, text_of
 

@@ -13,8 +13,8 @@ from redis.asyncio import Redis
 
 from sse.cli import drain
 from sse.logs import JsonFormatter
-from sse.server import RESUMABLE
 from sse.settings import Settings
+from sse.web.keys import RESUMABLE
 from tests.fakes.ollama import FakeOllama, Hang, Script, token_lines
 from tests.fakes.tcp import closed_port_url
 from tests.helpers import Service, StreamRecords, iter_frames, read_frames, start_service, text_of

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from sse.server import REGISTRY
+from sse.web.keys import REGISTRY
 from tests.fakes.ollama import Gate, Hang, Line, Script, Sleep, token_lines
 from tests.helpers import eventually, iter_frames
 

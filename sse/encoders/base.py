@@ -80,11 +80,13 @@ class ToolCallData(Protocol):
 class Encoder(Protocol):
     """Turns one stream's typed events into the bytes of one wire protocol."""
 
-    content_type: str
-    """The stream's ``Content-Type``, e.g. ``text/event-stream; charset=utf-8``."""
+    @property
+    def content_type(self) -> str:
+        """The stream's ``Content-Type``, e.g. ``text/event-stream; charset=utf-8`` (a class attribute will do)."""
 
-    headers: Mapping[str, str]
-    """Extra response headers (e.g. ``x-vercel-ai-ui-message-stream: v1``)."""
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Extra response headers (e.g. ``x-vercel-ai-ui-message-stream: v1``; a class attribute will do)."""
 
     def start(self, meta: StreamMeta) -> bytes:
         """The first bytes, once the status is committed (may be empty)."""

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from pathlib import Path
 
 from ..routing import ModelMap
+from ..secretfile import read_secret
 from ..settings import Settings, parse_headers, split_list
 from .base import ModelInfo, Provider, Readiness, StartupError
 from .llamacpp import MODEL_NAME, missing_requirements
@@ -33,7 +33,7 @@ from .local import LocalProvider, install_hint
 from .ollama import OllamaProvider
 from .openai import OpenAIProvider
 
-__all__ = ["FACTORIES", "ModelInfo", "Provider", "Readiness", "StartupError", "read_api_key", "select_providers"]
+__all__ = ["FACTORIES", "ModelInfo", "Provider", "Readiness", "StartupError", "select_providers"]
 
 log = logging.getLogger("llm_sse.providers")
 
@@ -53,7 +53,7 @@ def _openai(settings: Settings) -> Provider:
     return OpenAIProvider(
         settings.openai_base_url,
         name="openai",
-        api_key=read_api_key(settings.openai_api_key, settings.openai_api_key_file, "OPENAI_API_KEY"),
+        api_key=read_secret(settings.openai_api_key, settings.openai_api_key_file, "OPENAI_API_KEY"),
         models=_model_map(settings, settings.openai_models, settings.openai_model),
         headers=parse_headers(settings.openai_headers, setting="LLM_SSE_OPENAI_HEADERS"),
         connect_timeout=settings.connect_timeout,
@@ -62,7 +62,7 @@ def _openai(settings: Settings) -> Provider:
 
 
 def _openrouter(settings: Settings) -> Provider:
-    key = read_api_key(settings.openrouter_api_key, settings.openrouter_api_key_file, "OPENROUTER_API_KEY")
+    key = read_secret(settings.openrouter_api_key, settings.openrouter_api_key_file, "OPENROUTER_API_KEY")
     if not key:
         raise StartupError(
             "LLM_SSE_PROVIDER lists openrouter but no key is set: "
@@ -88,27 +88,6 @@ def _openrouter(settings: Settings) -> Provider:
 
 def _model_map(settings: Settings, mapping: str, own_default: str) -> ModelMap:
     return ModelMap(ModelMap.parse(mapping), default=own_default, fallback_default=settings.model)
-
-
-def read_api_key(value: str, file: str, env: str) -> str:
-    """The key from its variable or from the file ``{env}_FILE`` names (not both).
-
-    A file suits secret stores (systemd credentials, Docker and Kubernetes
-    secrets); surrounding whitespace, such as the trailing newline, is dropped.
-    The key itself never appears in a message.
-    """
-    if value and file:
-        raise StartupError(f"set {env} or {env}_FILE, not both")
-    if not file:
-        return value.strip()
-    try:
-        key = Path(file).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise StartupError(f"{env}_FILE: cannot read {file}: {reason}") from None
-    if not key:
-        raise StartupError(f"{env}_FILE: {file} is empty")
-    return key
 
 
 def _local(settings: Settings) -> Provider:

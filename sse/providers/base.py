@@ -16,11 +16,15 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..chat import ChatRequest
+from ..errors import StartupError
 from ..events import Event
 
+__all__ = ["ModelInfo", "Provider", "Readiness", "StartupError"]
 
-class StartupError(RuntimeError):
-    """No provider can serve; the message says what to install or configure."""
+
+def token_count(value: Any) -> int | None:
+    """A token count from an upstream's JSON: an integer (not a bool), else unknown."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 @dataclass(frozen=True, slots=True)

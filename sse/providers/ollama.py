@@ -36,7 +36,7 @@ from ..errors import UpstreamDisconnected, UpstreamError
 from ..events import Done, Event, Skipped, StreamError, Thinking, Token, ToolCall, Usage, coalesce
 from ..ndjson import LineTooLong, NdjsonDecoder
 from ..routing import ModelMap
-from .base import ModelInfo, Readiness
+from .base import ModelInfo, Readiness, token_count
 from .http import READ_ERRORS, HttpProvider, dropped, open_stream
 
 _NS = 1e-9
@@ -243,15 +243,11 @@ def _map_line(line: Any, chat: bool, out: list[Event], calls: _Calls) -> bool:
     out.append(
         Done(
             finish_reason=finish_reason,
-            usage=Usage(_int_or_none(line.get("prompt_eval_count")), _int_or_none(line.get("eval_count"))),
+            usage=Usage(token_count(line.get("prompt_eval_count")), token_count(line.get("eval_count"))),
             generation_s=eval_ns * _NS if isinstance(eval_ns, int) and eval_ns > 0 else None,
         )
     )
     return True
-
-
-def _int_or_none(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _str_or_none(value: Any) -> str | None:

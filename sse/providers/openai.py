@@ -51,7 +51,7 @@ from ..errors import (
 from ..events import Done, Event, Skipped, StreamError, Thinking, Token, ToolCall, Usage, coalesce
 from ..eventstream import EventStreamDecoder, EventTooLarge, ServerSentEvent
 from ..routing import ModelMap
-from .base import ModelInfo, Readiness
+from .base import ModelInfo, Readiness, token_count
 from .http import HttpProvider, error_message, open_stream, read_chunk, read_limited
 
 log = logging.getLogger("llm_sse.providers.openai")
@@ -361,7 +361,7 @@ class _ChunkReader:
                 self.produced = True
         usage = chunk.get("usage")
         if isinstance(usage, dict):
-            self.usage = Usage(_count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")))
+            self.usage = Usage(token_count(usage.get("prompt_tokens")), token_count(usage.get("completion_tokens")))
         return False
 
     def _error(self, chunk: dict[str, Any], out: list[Event]) -> bool:
@@ -404,7 +404,3 @@ def _error_status(error: Any) -> int | None:
     if "rate_limit" in f"{code} {kind}":
         return 429
     return None
-
-
-def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None

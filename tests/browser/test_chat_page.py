@@ -8,8 +8,8 @@ import re
 import pytest
 from playwright.async_api import Browser, expect
 
-from sse.server import REGISTRY
 from sse.settings import Settings
+from sse.web.keys import REGISTRY
 from tests.browser.conftest import ChatPage, new_chat_page
 from tests.conftest import NO_LIMITS
 from tests.fakes.ollama import MODEL, FakeOllama, Gate, Hang, Line, Script, done_line, token_lines

@@ -25,9 +25,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from sse.server import OBSERVERS, PAGE_HEADERS, REGISTRY
 from sse.settings import Settings
 from sse.streamlog import StreamRecord
+from sse.web.keys import OBSERVERS, REGISTRY
+from sse.web.page import PAGE_HEADERS
 from tests.deploy.nginx import Nginx, free_port, make_workdir, self_signed_certificate, start_nginx
 from tests.deploy.nginxconf import parse, walk
 from tests.deploy.process import start_app

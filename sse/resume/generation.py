@@ -1,41 +1,44 @@
 """A resumable stream's generation: it writes to a frame log, not to a connection.
 
 Shape (ARCHITECTURE.md, "A resumable stream's task shape"): the generation is
-a task of its own, not tied to any request.  Its coordinator starts the same
-**pump** as an ordinary stream (``relay.Generation``: providers in order, the
-first-token timeout, events to numbered frames) and an **idle watchdog** (the
-upstream's silence after its first event), waits for the first to end, stops
-the other, and only then appends the terminal frame and closes the log.
+a task of its own, not tied to any request.  It runs the same ``Race`` as a
+direct stream: the **pump** (``stream.Generation``: providers in order, the
+first-token timeout, events to llm-sse's numbered frames, here appended to a
+``FrameLog``) and the **watchdog** (only the upstream's idle timeout: its
+followers send their own heartbeats), then the same finishing step, which
+appends the terminal frame and closes the log.
 
-Readers are followers (``sse.follower``): the POST that started the stream and
-any later ``GET /api/streams/{id}``, each with its own heartbeats and send
-timeout.  The generation only counts them.  When the last one leaves, a
-**grace** timer starts (``resume_grace``); a follower arriving stops it; when
-it fires (and no follower on another instance has been seen within the window)
-the generation ends with ``abandoned``, which closes the upstream.
+Readers are followers (``sse.resume.follower``): the POST that started the
+stream and any later ``GET /api/streams/{id}``.  The generation only counts
+them.  When the last one leaves, a **grace** timer starts (``resume_grace``);
+a follower arriving stops it; when it fires (and no follower on another
+instance has been seen within the window) the generation ends with
+``abandoned``, which closes the upstream.
 
 ``end(error)`` ends it from outside: an explicit cancel (``cancelled``), the
-grace timer (``abandoned``) or shutdown (``shutdown``).  Cancelling the pump
-closes the upstream response at once, as for an ordinary stream.
+grace timer (``abandoned``) or shutdown (``shutdown``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from . import frames
-from .chat import ChatRequest
-from .errors import ApiError, UpstreamTimeout
-from .events import Done
+from .. import frames
+from ..chat import ChatRequest
+from ..encoders.native import NativeEncoder, meta_data
+from ..errors import ApiError
+from ..events import Done
+from ..providers.base import Provider
+from ..routing import ProviderRouter
+from ..settings import Settings
+from ..stream.generation import Generation
+from ..stream.race import Ending, Race, watchdog
+from ..stream.registry import StreamRegistry, shutdown_error
+from ..streamlog import StreamObserver, StreamRecord, finish
 from .framelog import FrameLog
-from .providers.base import Provider
-from .relay import Generation, StreamRegistry, _stop
-from .routing import ProviderRouter
-from .settings import Settings
-from .streamlog import StreamObserver, StreamRecord, finish
 
 log = logging.getLogger("llm_sse.resumable")
 
@@ -60,7 +63,27 @@ def stream_url(stream_id: str) -> str:
     return f"/api/streams/{stream_id}"
 
 
-class ResumableGeneration(Generation):
+class LogSink:
+    """A generation's sink that appends each frame to a ``FrameLog`` (nothing to commit)."""
+
+    committed = True
+
+    __slots__ = ("log",)
+
+    def __init__(self, log: FrameLog) -> None:
+        self.log = log
+
+    async def commit(self) -> None:
+        pass
+
+    async def send(self, data: bytes) -> None:
+        self.log.append(self.log.last_seq + 1, data)
+
+    async def close(self) -> None:
+        self.log.close()
+
+
+class ResumableGeneration:
     """The generation of one resumable stream, writing frames into ``self.log``."""
 
     def __init__(
@@ -74,11 +97,22 @@ class ResumableGeneration(Generation):
         registry: StreamRegistry,
         observers: list[StreamObserver],
         remote_presence: RemotePresence | None = None,
+        meta_extra: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(chat, router, settings, record)
         self.id = record.id
+        self.settings = settings
+        self.record = record
         self.token_hash = token_hash
         self.log = FrameLog(settings.resume_max_frames, settings.resume_max_bytes)
+        self.generation = Generation(
+            chat,
+            router,
+            settings,
+            record,
+            NativeEncoder(),
+            LogSink(self.log),
+            meta_extra={**(meta_extra or {}), "resume": {"url": stream_url(self.id)}},
+        )
         self.registry = registry
         self.observers = observers
         self.remote_presence = remote_presence
@@ -92,13 +126,12 @@ class ResumableGeneration(Generation):
         # after the first write with Redis): its client must not get the token before.
         self.stored = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
-        self._pump_task: asyncio.Task[Done] | None = None
-        self._watch_task: asyncio.Task[ApiError] | None = None
-        self._forced: ApiError | None = None
+        self._race: Race[Done] | None = None
         self._followers = 0
         self._grace_task: asyncio.Task[None] | None = None
         self._on_end: list[Callable[[ResumableGeneration], None]] = []
         self._releases: list[Callable[[], Awaitable[object]]] = []
+        self._loop = asyncio.get_running_loop()
         record.extra["resumable"] = True
 
     # -- life
@@ -106,9 +139,9 @@ class ResumableGeneration(Generation):
     def start(self) -> None:
         """Start generating (followers may attach before or after)."""
         self.registry.add(self)
-        self._pump_task = asyncio.create_task(self._pump())
-        self._watch_task = asyncio.create_task(self._idle_watchdog())
-        self.task = asyncio.create_task(self._run())
+        generation = self.generation
+        self._race = Race(generation.pump(), watchdog(upstream=generation, idle_timeout=self.settings.idle_timeout))
+        self.task = asyncio.create_task(self._run(self._race))
         if self._followers == 0:
             self._start_grace()
 
@@ -126,12 +159,7 @@ class ResumableGeneration(Generation):
 
     def end(self, error: ApiError) -> bool:
         """End the generation with ``error`` as its terminal frame; False if it had ended already."""
-        pump = self._pump_task
-        if self._forced is not None or pump is None or pump.done():
-            return False
-        self._forced = error
-        pump.cancel()
-        return True
+        return self._race is not None and self._race.end(error)
 
     def cancel(self) -> bool:
         return self.end(StreamCancelled("the stream was cancelled"))
@@ -180,31 +208,25 @@ class ResumableGeneration(Generation):
 
     # -- the coordinator
 
-    async def _run(self) -> None:
-        pump, watchdog = self._pump_task, self._watch_task
-        assert pump is not None
-        assert watchdog is not None
-        outcome: str = "shutdown"
-        message: str | None = "the service stopped"
+    async def _run(self, race: Race[Done]) -> None:
+        ending = Ending("shutdown", "the service stopped")
         try:
-            await asyncio.wait((pump, watchdog), return_when=asyncio.FIRST_COMPLETED)
-            result = self._result(pump, watchdog)
-            await _stop(pump, watchdog)
-            outcome, message = self._finish(result)
-            await self._release_upstream()
+            result = await race.result(lambda: StreamCancelled("the stream was cancelled"))
+            ending = await self._finish(result)
+            await self.generation.release_upstream()
         finally:
             if self.live:
                 # Cancelled without a drain (the application is being torn
                 # down): still end the log properly for anyone reading it.
-                outcome, message = self._finish(ApiError("the server is shutting down", status=503, code="shutdown"))
-            await _stop(pump, watchdog)
-            await self._release_upstream()
+                ending = await self._finish(shutdown_error())
+            await race.stop()
+            await self.generation.release_upstream()
             if self._grace_task is not None:
                 self._grace_task.cancel()
                 self._grace_task = None
             self.ended_at = self._loop.time()
             self.registry.remove(self)
-            finish(self.record, outcome, self.observers, message)
+            finish(self.record, ending.outcome, self.observers, ending.message)
             for release in self._releases:
                 try:
                     await release()
@@ -216,59 +238,14 @@ class ResumableGeneration(Generation):
                 except Exception:
                     log.exception("stream end callback failed", extra={"stream": self.id})
 
-    async def _idle_watchdog(self) -> ApiError:
-        """The upstream's silence after its first event; no heartbeats here (followers send their own)."""
-        idle = self.settings.idle_timeout
-        await asyncio.wait((self._streaming_started,))
-        while True:
-            idle_at = self.last_upstream + idle
-            now = self._loop.time()
-            if now >= idle_at:
-                return UpstreamTimeout(f"{self.record.provider} sent nothing for {idle:g} s")
-            await asyncio.sleep(idle_at - now)
-
-    def _result(self, pump: asyncio.Task[Done], watchdog: asyncio.Task[ApiError]) -> Done | BaseException:
-        if pump.done():
-            if pump.cancelled():
-                return self._forced or StreamCancelled("the stream was cancelled")
-            exc = pump.exception()
-            return exc if exc is not None else pump.result()
-        if watchdog.cancelled():
-            return self._forced or StreamCancelled("the stream was cancelled")
-        exc = watchdog.exception()
-        return exc if exc is not None else watchdog.result()
-
-    def _finish(self, result: Done | BaseException) -> tuple[str, str | None]:
-        """Append the terminal frame (after ``meta``, if none was written) and close the log."""
-        message: str | None = None
-        if isinstance(result, Done):
-            name, data = "done", self._done_data(result)
-            outcome = "done"
-        else:
-            if not isinstance(result, ApiError):
-                log.error("stream failed", exc_info=result, extra={"stream": self.id})
-                result = ApiError("the relay failed; the server log has details")
-            if not self._meta_sent:
-                self.early_error = result
-            name, data = "error", result.frame_data()
-            outcome, message = result.code, result.message
-        if not self._meta_sent:
-            self._meta_sent = True
-            self._seq += 1
-            self.log.append(self._seq, frames.encode("meta", self._meta_data(), id=self._seq))
-        self._seq += 1
-        self.log.append(self._seq, frames.encode(name, data, id=self._seq))
-        self.log.close()
-        self.outcome = outcome
-        return outcome, message
-
-    # -- frames
-
-    async def _send(self, data: bytes) -> None:
-        self.log.append(self._seq, data)
-
-    def _meta_extra(self) -> dict[str, Any]:
-        return {**super()._meta_extra(), "resume": {"url": stream_url(self.id)}}
+    async def _finish(self, result: object) -> Ending:
+        """The finishing step of every stream; an error before ``meta`` is kept for the POST."""
+        started = self.generation.started
+        ending = await self.generation.finish(result)
+        if ending.error is not None and not started:
+            self.early_error = ending.error
+        self.outcome = ending.outcome
+        return ending
 
     def creator_meta(self, token: str) -> bytes:
         """The ``meta`` frame as the client that started the stream gets it: with its resume token.
@@ -276,6 +253,8 @@ class ResumableGeneration(Generation):
         The log keeps ``meta`` without the token (only its hash is stored), so
         a replay never hands the token out again.
         """
-        data = self._meta_data()
+        meta = self.generation.meta
+        assert meta is not None
+        data = meta_data(meta)
         data["resume"] = {"token": token, **data["resume"]}
         return frames.encode("meta", data, id=1)

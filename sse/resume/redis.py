@@ -40,27 +40,24 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Callable
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, Protocol
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from .follower import SourceUnavailable, StreamLost
-from .framelog import Batch, FramesExpired
-from .resumable import ResumableGeneration
-from .resumetoken import token_matches
-from .settings import Settings
+from ..redis_client import PREFIX
+from ..settings import Settings
+from ..streamlog import StreamRecord
+from .framelog import Batch, FrameLog, FramesExpired
+from .source import CANCEL_WAIT_S, SourceUnavailable, StreamLost
+from .token import token_matches
 
 log = logging.getLogger("llm_sse.redis")
 
-PREFIX = "llm-sse:"
 CANCEL_CHANNEL = PREFIX + "cancel"
 LEASE_S = 15.0
 LEASE_REFRESH_S = 5.0
 PRESENCE_REFRESH_S = 5.0
 READ_COUNT = 512
-CANCEL_WAIT_S = 5.0
 RETRY_S = 1.0
 # While Redis has not answered since start-up, how often to try again.
 RECONNECT_S = 5.0
@@ -93,25 +90,34 @@ def _seq(entry_id: bytes | str) -> int:
     return int(text.split("-", 1)[0])
 
 
-def describe_url(url: str) -> str:
-    """Where Redis is, without the password a URL may carry."""
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        return f"unix:{parts.path}"
-    return f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}{parts.path}"
+class Copied(Protocol):
+    """What the copy reads of a generation in this process (``resume.generation.ResumableGeneration``)."""
+
+    id: str
+    token_hash: str
+    log: FrameLog
+    record: StreamRecord
+    stored: asyncio.Event
+
+    @property
+    def outcome(self) -> str | None: ...
+
+    @property
+    def ended_at(self) -> float | None: ...
 
 
 class RedisStreams:
     """This instance's connection to the shared store: copies, reads, cancels, presence."""
 
-    def __init__(self, settings: Settings, url: str, on_cancel: Callable[[str], None]) -> None:
+    def __init__(self, settings: Settings, client: Any, where: str, on_cancel: Callable[[str], None]) -> None:
+        """``client`` is the application's one client for the URL (``redis_client.RedisClients``);
+        ``where`` names Redis in logs (no password)."""
         self.settings = settings
-        self.url = url
         self.on_cancel = on_cancel
         self.instance = secrets.token_hex(8)
-        self.where = describe_url(url)
+        self.where = where
         # redis-py types every command as "value or awaitable"; results are converted where used.
-        self.client: Any = None
+        self.client: Any = client
         self._pubsub: Any = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._copies: set[asyncio.Task[Any]] = set()
@@ -126,14 +132,6 @@ class RedisStreams:
         resumable streams from its own memory (resumes on another instance get
         503 ``resume_unavailable``) until Redis answers, as the limits do.
         """
-        settings = self.settings
-        self.client = Redis.from_url(
-            self.url,
-            socket_connect_timeout=settings.connect_timeout,
-            # Longer than any XREAD BLOCK here (at most a heartbeat).
-            socket_timeout=settings.heartbeat + 10.0,
-            health_check_interval=30,
-        )
         try:
             await self._connect()
         except _ERRORS as exc:
@@ -184,10 +182,8 @@ class RedisStreams:
         if self._pubsub is not None:
             with contextlib.suppress(*_ERRORS):
                 await self._pubsub.aclose()
-        if self.client is not None:
-            with contextlib.suppress(*_ERRORS):
-                await self.client.delete(instance_key(self.instance))
-            await self.client.aclose()
+        with contextlib.suppress(*_ERRORS):
+            await self.client.delete(instance_key(self.instance))
 
     def _spawn(self, coroutine: Any) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = asyncio.create_task(coroutine)
@@ -236,13 +232,13 @@ class RedisStreams:
 
     # -- the generating side
 
-    def copy(self, generation: ResumableGeneration) -> None:
+    def copy(self, generation: Copied) -> None:
         """Copy ``generation``'s frames to Redis as they come, until its terminal frame."""
         task = self._spawn(self._copy(generation))
         self._copies.add(task)
         task.add_done_callback(self._copies.discard)
 
-    async def _copy(self, generation: ResumableGeneration) -> None:
+    async def _copy(self, generation: Copied) -> None:
         framelog = generation.log
         stream_id = generation.id
         hkey, fkey = hash_key(stream_id), frames_key(stream_id)
@@ -347,7 +343,7 @@ class RedisStreams:
             fields: dict[bytes, bytes] = await self.client.hgetall(hash_key(stream_id))
         except _ERRORS as exc:
             self._warn("read", exc)
-            raise SourceUnavailable(f"the stream store is unavailable: {exc or type(exc).__name__}") from None
+            raise SourceUnavailable(exc) from None
         return fields
 
     async def open(self, stream_id: str, token: str) -> RedisSource | None:
@@ -385,7 +381,7 @@ class RedisStreams:
                     return 200, "cancelled" if outcome == b"cancelled" else "ended"
         except _ERRORS as exc:
             self._warn("cancel", exc)
-            raise SourceUnavailable(f"the stream store is unavailable: {exc or type(exc).__name__}") from None
+            raise SourceUnavailable(exc) from None
         return 202, "cancelling"
 
 
@@ -427,7 +423,7 @@ class RedisSource:
             )
         except _ERRORS as exc:
             self.streams._warn("follow", exc)
-            raise SourceUnavailable(f"the stream store is unavailable: {exc or type(exc).__name__}") from None
+            raise SourceUnavailable(exc) from None
         if not found:
             return Batch([], after)
         entries = found[0][1]
@@ -458,7 +454,7 @@ class RedisSource:
             _, (state, last), alive = await pipe.execute()
         except _ERRORS as exc:
             self.streams._warn("follow", exc)
-            raise SourceUnavailable(f"the stream store is unavailable: {exc or type(exc).__name__}") from None
+            raise SourceUnavailable(exc) from None
         if state is None:
             raise StreamLost("the stream is no longer kept")
         self.ended = state == b"ended"

@@ -5,7 +5,7 @@ log, live and then for ``resume_retention`` seconds after its end, at most
 ``resume_max_streams`` of them (over it, the oldest ended one is dropped
 early; if none has ended, a new resumable request gets a 503).
 
-With ``REDIS_URL`` also in Redis (``sse.redisstore``): each log is copied
+With ``REDIS_URL`` also in Redis (``sse.resume.redis``): each log is copied
 there, so a stream this process does not hold -- started on another
 instance, or dropped here -- is found and followed from Redis, and a cancel
 for it is passed on to the instance generating it.
@@ -19,26 +19,90 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any
 
-from .chat import ChatRequest
-from .errors import ApiError
-from .follower import LocalSource, Source
-from .providers import StartupError, read_api_key
-from .providers.base import Provider
-from .relay import StreamRegistry
-from .resumable import ResumableGeneration
-from .resumetoken import hash_token, new_token, token_matches
-from .routing import ProviderRouter
-from .settings import REDIS_SCHEMES, Settings
-from .streamlog import StreamObserver, StreamRecord
+from ..chat import ChatRequest
+from ..errors import ApiError
+from ..providers.base import Provider
+from ..redis_client import RedisClients, describe_url, redis_url
+from ..routing import ProviderRouter
+from ..settings import Settings
+from ..stream.registry import StreamRegistry, shutdown_error
+from ..streamlog import StreamObserver, StreamRecord
+from .framelog import Batch
+from .generation import ResumableGeneration
+from .source import CANCEL_WAIT_S, Source
+from .token import hash_token, new_token, token_matches
 
 log = logging.getLogger("llm_sse.resumable")
 
-# How long a cancel waits for the generation here to write its terminal frame.
-CANCEL_WAIT_S = 5.0
 # How long a new stream's first frames may wait for the stream to be written to Redis.
 STORE_WAIT_S = 2.0
+
+
+class LocalSource:
+    """The frame log of a generation in this process.
+
+    Waiting costs one future per wake-up and one timer per heartbeat interval,
+    not one per frame: the timer is armed for the follower's deadline and,
+    when it fires early because frames were written meanwhile, re-armed for
+    the new one (as the relay's watchdog does).
+    """
+
+    local = True
+
+    def __init__(self, generation: ResumableGeneration) -> None:
+        self.generation = generation
+        self.stream_id = generation.id
+        self.log = generation.log
+        self._loop = asyncio.get_running_loop()
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._waiter: asyncio.Future[bool] | None = None
+
+    def check(self, after: int) -> None:
+        self.log.check(after)
+
+    def finished_after(self, after: int) -> bool:
+        return self.log.finished and after >= self.log.last_seq
+
+    async def next(self, after: int, within: float) -> Batch:
+        batch = self.log.read(after)
+        if batch.frames or batch.terminal:
+            return batch
+        self._deadline = self._loop.time() + within
+        if self._timer is None:
+            self._timer = self._loop.call_at(self._deadline, self._on_timer)
+        waiter = self._waiter = self.log.waiter()
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if not waiter.done():
+                waiter.cancel()
+                self.log.forget(waiter)
+        return self.log.read(after)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # not waiting now: the next wait arms a timer again
+        if self._loop.time() < self._deadline:
+            self._timer = self._loop.call_at(self._deadline, self._on_timer)
+            return
+        self.log.forget(waiter)
+        waiter.set_result(False)
+
+    def attach(self) -> None:
+        self.generation.attach()
+
+    def detach(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.generation.detach()
 
 
 class StreamNotFound(ApiError):
@@ -52,32 +116,33 @@ class StreamNotFound(ApiError):
 class ResumableStreams:
     """The resumable streams of this process, and the shared store when there is one."""
 
-    def __init__(self, settings: Settings, registry: StreamRegistry, observers: list[StreamObserver]) -> None:
+    def __init__(
+        self, settings: Settings, registry: StreamRegistry, observers: list[StreamObserver], redis: RedisClients
+    ) -> None:
         self.settings = settings
         self.registry = registry
         self.observers = observers
+        self.redis_clients = redis
         self._local: OrderedDict[str, ResumableGeneration] = OrderedDict()
         self._expiry: dict[str, asyncio.TimerHandle] = {}
-        self.redis: Any = None  # sse.redisstore.RedisStreams, imported only with REDIS_URL
+        self.redis: Any = None  # sse.resume.redis.RedisStreams, imported only with REDIS_URL
 
     # -- life
 
     async def start(self) -> None:
-        settings = self.settings
-        url = read_api_key(settings.redis_url, settings.redis_url_file, "REDIS_URL")
+        url = redis_url(self.settings)
         if url:
-            if not url.startswith(REDIS_SCHEMES):
-                raise StartupError("REDIS_URL must start with redis://, rediss:// or unix://")
-            from .redisstore import RedisStreams
+            from .redis import RedisStreams
 
-            self.redis = RedisStreams(settings, url, on_cancel=self._cancel_here)
+            client = self.redis_clients.get(url)
+            self.redis = RedisStreams(self.settings, client, describe_url(url), on_cancel=self._cancel_here)
             await self.redis.start()
 
     async def close(self) -> None:
         """Application cleanup: end what still generates, forget the rest."""
         live = [g for g in self._local.values() if g.live]
         for generation in live:
-            generation.end(ApiError("the server is shutting down", status=503, code="shutdown"))
+            generation.end(shutdown_error())
         for generation in live:
             await generation.wait_ended(5.0)
         for handle in self._expiry.values():
@@ -95,7 +160,11 @@ class ResumableStreams:
     # -- starting
 
     def create(
-        self, chat: ChatRequest, router: ProviderRouter[Provider], record: StreamRecord
+        self,
+        chat: ChatRequest,
+        router: ProviderRouter[Provider],
+        record: StreamRecord,
+        meta_extra: Mapping[str, Any] | None = None,
     ) -> tuple[ResumableGeneration, str]:
         """A new generation (not started) and its resume token, which only the caller ever sees."""
         self._make_room()
@@ -109,6 +178,7 @@ class ResumableStreams:
             registry=self.registry,
             observers=self.observers,
             remote_presence=self.redis.presence_remaining if self.redis is not None else None,
+            meta_extra=meta_extra,
         )
         self._local[generation.id] = generation
         generation.on_end(self._ended)

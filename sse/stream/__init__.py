@@ -1,0 +1,7 @@
+"""A stream's life in aiohttp, whatever the wire protocol.
+
+``writer`` (one client's event stream), ``race`` (sibling tasks, the first
+to end ends the others), ``generation`` (providers in order -> events -> an
+encoder -> a sink), ``chat_stream`` (the direct stream), ``registry`` (what
+is alive, for shutdown).
+"""
