@@ -61,6 +61,9 @@ FIELDS = (
     *OPTION_FIELDS,
     *IGNORED_FIELDS,
 )
+# Fields of an assistant message the API itself answers with, so a client that sends its
+# answer back as it came (the SDKs' own helpers do) is not refused for them.
+ECHOED_FIELDS = ("name", "refusal", "annotations", "parsed", "reasoning_content", "audio")
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool"}
 
 DEFAULT_LIMITS = RequestLimits()
@@ -129,7 +132,7 @@ def _check_ignored(body: dict[str, Any]) -> None:
 
 def _native_messages(value: Any) -> Any:
     """OpenAI's message shapes in ``/api/chat``'s: ``developer`` is ``system``,
-    text parts are joined, ``name`` and ``refusal`` are dropped."""
+    text parts are joined, what an answer echoed back carries besides is dropped."""
     if not isinstance(value, list):
         return value  # parse_messages says what is wrong
     out = []
@@ -138,7 +141,7 @@ def _native_messages(value: Any) -> Any:
             out.append(item)
             continue
         where = f"messages[{i}]"
-        extra = sorted(set(item) - {*MESSAGE_FIELDS, "name", "refusal"} - {"tool_name"})
+        extra = sorted(set(item) - {*MESSAGE_FIELDS, *ECHOED_FIELDS} - {"tool_name"})
         if extra:
             raise InvalidRequest(f"{where} has an unknown field {extra[0]!r}", field=f"{where}.{extra[0]}")
         message = {k: v for k, v in item.items() if k in MESSAGE_FIELDS and k != "tool_name"}

@@ -192,3 +192,16 @@ def test_the_conversation_size_limit_applies() -> None:
     with pytest.raises(ApiError) as caught:
         parse_openai_request({"model": "m", "messages": USER * 3}, RequestLimits(max_input_chars=5))
     assert caught.value.status == 413
+
+
+def test_an_answer_sent_back_as_it_came_is_accepted() -> None:
+    """The SDKs' helpers return messages with refusal/parsed/annotations, and ours have reasoning_content."""
+    echoed = {
+        "role": "assistant",
+        "content": "Hi",
+        "refusal": None,
+        "parsed": None,
+        "annotations": [],
+        "reasoning_content": "thought",
+    }
+    assert parse(messages=[*USER, echoed]).chat.messages == (Message("user", "hi"), Message("assistant", "Hi"))

@@ -1,7 +1,8 @@
 """The error boundary: every error leaves as JSON with its status, whatever raised it.
 
 ``error_boundary`` (a middleware) turns an ``ApiError`` -- and aiohttp's own
-HTTP errors -- into ``{"error": {"code", "message"}}`` with the right status,
+HTTP errors -- into ``{"error": {"code", "message"}}`` (under ``/v1/``,
+OpenAI's ``{"error": {"message", "type", "param", "code"}}``) with the right status,
 logs one "request rejected" line, and counts it; an unexpected exception is
 logged with its traceback and answered with a plain 500, never the traceback.
 ``expect_continue`` keeps ``Expect`` handling in the same format, and
@@ -17,12 +18,15 @@ from typing import Any
 
 from aiohttp import HttpVersion11, web
 
+from ..encoders import openai
 from ..errors import ApiError
 from ..protect import key_id_of
 from .caller import client_of
 from .keys import METRICS, SETTINGS
 
 log = logging.getLogger("llm_sse.server")
+
+OPENAI_PREFIX = "/v1/"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -78,6 +82,9 @@ def error_response(request: web.Request, error: ApiError) -> web.Response:
         facts["field"] = error.field
     facts.update(error.log_fields)
     log.info("request rejected", extra={"fields": facts})
+    if request.path.startswith(OPENAI_PREFIX):
+        # OpenAI's SDKs read their own error shape, and raise their typed errors from it.
+        return web.json_response(openai.error_object(error), status=error.status, headers=error.headers())
     return web.json_response(error.body(), status=error.status, headers=error.headers())
 
 

@@ -85,9 +85,10 @@ async function run() {
         if (text) controller.abort();
       }
     } catch (error) {
-      return { text, aborted: error.constructor.name };
+      // Some versions end the iteration quietly on abort, others throw: both are a Stop.
+      if (!controller.signal.aborted) throw error;
     }
-    return { text, aborted: null };
+    return { text, aborted: controller.signal.aborted };
   }
   if (scenario === "stream-error") {
     const stream = await client.chat.completions.create({ model, messages: ask, stream: true });
