@@ -130,7 +130,13 @@ class ChatRequest:
 
 
 def parse_json_body(raw: bytes) -> Any:
-    """Decode a request body, with the position of the first error."""
+    """Decode a request body, with the position of the first error.
+
+    The body must be UTF-8 (a UTF-8 BOM is tolerated, as RFC 8259 allows):
+    ``json.loads`` would also take UTF-16 and UTF-32, which the API does not.
+    """
+    if json.detect_encoding(raw) not in ("utf-8", "utf-8-sig"):
+        raise InvalidRequest("the body is not valid UTF-8 (UTF-16 or UTF-32?)", code="invalid_json", field="body")
     try:
         return json.loads(raw)
     except UnicodeDecodeError:

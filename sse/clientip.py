@@ -20,6 +20,22 @@ def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(v.strip(), strict=False) for v in values if v.strip())
 
 
+def is_trusted(address: str, proxies: tuple[Network, ...]) -> bool:
+    """Is ``address`` (a TCP peer) one of the trusted proxies?"""
+    return _trusted(address, proxies)
+
+
+def is_loopback(address: str) -> bool:
+    """Is ``address`` this machine's own (``127.0.0.0/8``, ``::1``)?"""
+    try:
+        ip = ipaddress.ip_address(address.strip().strip("[]"))
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
 def _trusted(address: str, proxies: tuple[Network, ...]) -> bool:
     try:
         ip = ipaddress.ip_address(address.strip().strip("[]"))

@@ -57,8 +57,19 @@ class ApiError(Exception):
         return {"code": self.code, "message": self.message}
 
 
+# The longest wait a client is told (an hour): an upstream may ask for more, but
+# a client told too long never comes back, and one told an hour is told again.
+MAX_RETRY_AFTER = 3600
+
+
 def retry_after_seconds(seconds: float) -> int:
-    """Retry-After takes whole seconds; never tell a client to retry at once."""
+    """Retry-After takes whole seconds, 1 to ``MAX_RETRY_AFTER``; never tell a client to retry at once.
+
+    Whatever ``seconds`` is (an upstream's value may be infinite or NaN), the
+    answer is a small integer: ``int()`` of an infinity would raise.
+    """
+    if not seconds < MAX_RETRY_AFTER:  # also NaN and infinity
+        return MAX_RETRY_AFTER
     return max(1, int(seconds + 0.999))
 
 

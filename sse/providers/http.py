@@ -12,7 +12,10 @@ generating: the upstream sees no FIN).
 from __future__ import annotations
 
 import asyncio
+import datetime
+import email.utils
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -22,6 +25,7 @@ from typing import Any
 import aiohttp
 
 from ..errors import (
+    MAX_RETRY_AFTER,
     ModelNotFound,
     UpstreamDisconnected,
     UpstreamError,
@@ -38,6 +42,9 @@ ERROR_BODY_LIMIT = 64 * 1024
 # much, so the connection can go back to the pool; past either, it is closed.
 DRAIN_TIMEOUT = 1.0
 DRAIN_LIMIT = 64 * 1024
+# Retry-After's delay-seconds, and a fraction, which some servers send.  Not
+# float()'s syntax: that takes "inf", "nan" and "1e999".
+_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
 @dataclass(slots=True)
@@ -92,13 +99,31 @@ def error_message(body: bytes) -> str:
 
 
 def _retry_after(response: aiohttp.ClientResponse) -> float | None:
-    value = response.headers.get("Retry-After")
+    return parse_retry_after(response.headers.get("Retry-After"))
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """An upstream's ``Retry-After`` in seconds, within ``[0, MAX_RETRY_AFTER]``; None if unusable.
+
+    RFC 9110 allows whole seconds or an HTTP-date; a fraction (``1.5``) is
+    taken too.  Anything else -- ``inf``, ``nan``, ``1e300``, a word -- is
+    ignored (the caller's default applies), and a huge number is capped: the
+    value is passed on to our client, as a header and in the JSON body, so it
+    must be a small whole number.
+    """
     if value is None:
         return None
+    text = value.strip()
+    if _SECONDS.fullmatch(text):
+        return min(float(text), MAX_RETRY_AFTER)
     try:
-        return max(0.0, float(value))
-    except ValueError:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
         return None
+    if when.tzinfo is None:  # "-0000": RFC 5322's "no zone information", taken as UTC
+        when = when.replace(tzinfo=datetime.UTC)
+    seconds = when.timestamp() - (time.time() if now is None else now)
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 
 async def read_limited(response: aiohttp.ClientResponse, limit: int = ERROR_BODY_LIMIT) -> bytes:

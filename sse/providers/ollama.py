@@ -116,11 +116,15 @@ class OllamaProvider(HttpProvider):
         calls = _Calls()
         name = self.name
         async with open_stream(self.session, url, payload, name=name) as upstream:
+            if upstream.response.content_type in _PAGE_TYPES:
+                raise _not_ollama(f"{name} answered {upstream.response.content_type}, not Ollama's NDJSON")
             # The loop runs once per network read: it reads the body itself
             # (no helper coroutine per read), and holds nothing of the last
             # read while it waits for the next (a thousand open streams would
             # each keep a chunk, a parsed line and its events alive).
             readany = upstream.response.content.readany
+            started = False  # the answer's first event has been handed out
+            held: Skipped | None = None  # lines skipped before it
             while True:
                 try:
                     chunk = await readany()
@@ -131,6 +135,18 @@ class OllamaProvider(HttpProvider):
                 del chunk
                 if finished and type(events[-1]) is Done:
                     upstream.complete = True
+                if not started:
+                    # Until the answer's first event, skipped lines are held
+                    # back: lines that are all unreadable (an HTML page, a
+                    # proxy's error) are no answer, and must fail before the
+                    # stream starts, where the next provider can still be tried.
+                    events, held = _hold_back_skipped(events, held)
+                    started = bool(events)
+                    if held is not None and at_end:
+                        raise _not_ollama(
+                            f"{name} answered {held.count} lines that are not Ollama's NDJSON "
+                            f"(e.g. {held.sample[:80]!r})"
+                        )
                 if len(events) > 1:
                     events = coalesce(events)
                 events.reverse()
@@ -189,6 +205,33 @@ class _Calls:
                 index = self.count
             out.append(ToolCall(call_id, function["name"], arguments, index))
             self.count += 1
+
+
+# What a captive portal, a login page or a misrouted proxy answers instead.
+_PAGE_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+
+
+def _not_ollama(what: str) -> UpstreamError:
+    return UpstreamError(f"{what}; is the Ollama URL right?", code="upstream_protocol", fallback=True)
+
+
+def _hold_back_skipped(events: list[Event], held: Skipped | None) -> tuple[list[Event], Skipped | None]:
+    """Before the answer's first event: set skipped lines aside, and put them right after that event.
+
+    Returns the events to hand out and the skipped lines still held (None
+    once they went out with the first event).
+    """
+    rest: list[Event] = []
+    for event in events:
+        if type(event) is Skipped:
+            assert isinstance(event, Skipped)
+            held = event if held is None else Skipped(held.count + event.count, held.sample)
+        else:
+            rest.append(event)
+    if rest and held is not None:
+        rest.insert(1, held)
+        held = None
+    return rest, held
 
 
 def _read_events(

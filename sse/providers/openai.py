@@ -206,6 +206,7 @@ class OpenAIProvider(HttpProvider):
                     f"{self.name} answered {response.content_type or 'a body without a type'}, not an event stream "
                     f"(is {self.base_url} the API's base URL?)",
                     code="upstream_protocol",
+                    fallback=True,  # the provider's fault, not the request's: the next one may serve
                 )
             while True:
                 chunk = await read_chunk(response, self.name)

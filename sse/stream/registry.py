@@ -30,7 +30,8 @@ class StreamRegistry:
 
     ``streams`` are generations (a direct stream, or a resumable stream's
     generation); ``followers`` are connections reading a resumable stream.
-    ``draining`` turns True when shutdown begins: new streams are refused.
+    ``draining`` turns True when shutdown begins: new streams are refused
+    (``http_edges.refuse_while_draining``).
     """
 
     def __init__(self) -> None:
@@ -38,13 +39,6 @@ class StreamRegistry:
         self.followers: set[Endable] = set()
         self.draining = False
         self._idle = IdleSignal()
-
-    def refuse_if_draining(self) -> None:
-        """Raise 503 ``shutting_down`` once shutdown has begun: a new stream would be cut short."""
-        if self.draining:
-            raise ApiError(
-                "the server is restarting; try again in a moment", status=503, code="shutting_down", retry_after=1
-            )
 
     def add(self, stream: Endable) -> None:
         self.streams.add(stream)

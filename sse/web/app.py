@@ -29,6 +29,7 @@ from aiohttp import web
 
 from ..clientip import parse_networks
 from ..cors import CorsPolicy
+from ..http_edges import EdgeRunner, expect_handler, runner_options
 from ..metrics import create_metrics
 from ..protect import (
     API_KEYS,
@@ -49,7 +50,7 @@ from ..routing import ProviderRouter
 from ..settings import Settings, split_list
 from ..stream.registry import StreamRegistry
 from ..streamlog import StreamObserver
-from .boundary import Handler, error_boundary, expect_continue, no_route
+from .boundary import Handler, error_boundary, no_route
 from .chat import chat
 from .keys import METRICS, OBSERVERS, PROVIDERS, PROXIES, REDIS, REGISTRY, RESUMABLE, ROUTER, SELECTION, SETTINGS
 from .models import models
@@ -127,12 +128,12 @@ def add_routes(app: web.Application) -> None:
     ]
     for method, path, handler in routes:
         if method == "GET":  # and HEAD, as aiohttp's add_get does
-            app.router.add_get(path, handler, expect_handler=expect_continue)
+            app.router.add_get(path, handler, expect_handler=expect_handler)
         else:
-            app.router.add_route(method, path, handler, expect_handler=expect_continue)
+            app.router.add_route(method, path, handler, expect_handler=expect_handler)
     # Last: whatever no route takes, so that even then our Expect handling and
     # error format apply (aiohttp's own 404/405 would answer an odd Expect as text).
-    app.router.add_route("*", "/{tail:.*}", no_route, expect_handler=expect_continue)
+    app.router.add_route("*", "/{tail:.*}", no_route, expect_handler=expect_handler)
 
 
 async def _start_providers(app: web.Application) -> None:
@@ -181,4 +182,4 @@ def make_runner(app: web.Application, *, shutdown_timeout: float = 5.0) -> web.A
     options: dict[str, Any] = {"handler_cancellation": True, "access_log": None, "shutdown_timeout": shutdown_timeout}
     if "auto_decompress" in inspect.signature(web.RequestHandler.__init__).parameters:
         options["auto_decompress"] = False
-    return web.AppRunner(app, **options)
+    return EdgeRunner(app, **options, **runner_options())  # sse/http_edges.py: idle bounds, malformed HTTP

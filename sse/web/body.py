@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
-from aiohttp.web_protocol import RequestPayloadError
 
 from ..errors import ApiError
+from ..http_edges import read_body
 from ..settings import Settings
 
 
@@ -15,8 +13,10 @@ async def read_json_body(request: web.Request, settings: Settings) -> bytes:
     """The raw body of a JSON request, or the error that says what is wrong with it.
 
     415 for another content type or any ``Content-Encoding`` (decompression
-    is where zip bombs live), 413 over ``max_body_bytes``, 408 when it does
-    not arrive within ``body_timeout``, 400 when it cannot be decoded.
+    is where zip bombs live), 413 over ``max_body_bytes`` -- all before the
+    client is invited to send it (``Expect: 100-continue``) -- then
+    ``http_edges.read_body``: 408 when it does not arrive within
+    ``body_timeout``, 400 when it cannot be decoded.
     """
     if request.content_type != "application/json":
         raise ApiError(
@@ -31,13 +31,4 @@ async def read_json_body(request: web.Request, settings: Settings) -> bytes:
         )
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
         raise web.HTTPRequestEntityTooLarge(max_size=settings.max_body_bytes, actual_size=request.content_length)
-    try:
-        async with asyncio.timeout(settings.body_timeout):
-            return await request.read()
-    except TimeoutError:
-        raise ApiError("the request body did not arrive in time", status=408, code="request_timeout") from None
-    except RequestPayloadError:
-        # E.g. "Content-Encoding: gzip" on a body that is not gzip: the client's fault, not a 500.
-        raise ApiError(
-            "the body could not be decoded; check its Content-Encoding", status=400, code="invalid_body", field="body"
-        ) from None
+    return await read_body(request, settings.body_timeout)  # 100 Continue only now, if asked

@@ -5,8 +5,9 @@ HTTP errors -- into ``{"error": {"code", "message"}}`` (under ``/v1/``,
 OpenAI's ``{"error": {"message", "type", "param", "code"}}``) with the right status,
 logs one "request rejected" line, and counts it; an unexpected exception is
 logged with its traceback and answered with a plain 500, never the traceback.
-``expect_continue`` keeps ``Expect`` handling in the same format, and
 ``no_route`` answers what no route takes (404, or 405 with ``Allow``).
+What lies below the routes (``Expect``, malformed HTTP, idle connections,
+draining) is ``sse.http_edges``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import HttpVersion11, web
+from aiohttp import web
 
 from ..encoders import openai
 from ..errors import ApiError
@@ -100,21 +101,3 @@ async def no_route(request: web.Request) -> web.StreamResponse:
     if allowed:
         raise web.HTTPMethodNotAllowed(request.method, allowed)
     raise web.HTTPNotFound()
-
-
-async def expect_continue(request: web.Request) -> web.StreamResponse | None:
-    """``Expect: 100-continue`` as aiohttp does it; any other expectation is a JSON 417.
-
-    aiohttp answers an unknown expectation before any middleware runs, as
-    plain text; this keeps it to the API's error format.
-    """
-    expect = request.headers.get("Expect", "")
-    if request.version != HttpVersion11:
-        return None
-    if expect.lower() == "100-continue":
-        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        request.writer.output_size = 0  # the answer's body has not started
-        return None
-    return error_response(
-        request, ApiError("only 'Expect: 100-continue' is understood", status=417, code="expectation_failed")
-    )

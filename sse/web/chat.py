@@ -17,13 +17,14 @@ from .. import injection
 from ..chat import ChatRequest, parse_chat_request, parse_json_body
 from ..encoders.base import Encoder
 from ..errors import ApiError
+from ..http_edges import refuse_while_draining
 from ..protect import LIMITER
 from ..stream.chat_stream import ChatStream
 from ..stream.registry import new_stream_id
 from ..streamlog import StreamRecord
 from .body import read_json_body
 from .caller import Caller, caller_of
-from .keys import OBSERVERS, REGISTRY, ROUTER, SETTINGS
+from .keys import OBSERVERS, PROXIES, REGISTRY, ROUTER, SETTINGS
 from .resume import start_resumable
 
 # Above this many characters the detector runs in a worker thread: it costs
@@ -36,8 +37,10 @@ SCAN_OFF_LOOP_CHARS = 4096
 
 async def chat(request: web.Request) -> web.StreamResponse:
     """``POST /api/chat``: llm-sse's own request and frames."""
-    settings = request.app[SETTINGS]
-    request.app[REGISTRY].refuse_if_draining()
+    app = request.app
+    settings = app[SETTINGS]
+    if app[REGISTRY].draining:
+        return refuse_while_draining(request, app[PROXIES])
     raw = await read_json_body(request, settings)
     chat_request = parse_chat_request(parse_json_body(raw), settings.request_limits)
     # The body is not needed again: free it now rather than hold it for the

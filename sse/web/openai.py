@@ -26,20 +26,22 @@ from aiohttp import web
 from ..chat import parse_json_body
 from ..encoders.openai import OpenAICompletionEncoder, OpenAIStreamEncoder
 from ..errors import ApiError
+from ..http_edges import refuse_while_draining
 from ..openai_request import parse_openai_request
 from ..protect import LIMITER
 from ..stream.completion import Completion
 from .body import read_json_body
 from .caller import caller_of
 from .chat import answer, inspect_prompt, new_record
-from .keys import OBSERVERS, PROVIDERS, REGISTRY, ROUTER, SETTINGS
+from .keys import OBSERVERS, PROVIDERS, PROXIES, REGISTRY, ROUTER, SETTINGS
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     """``POST /v1/chat/completions``: streamed (``stream: true``) or in one body."""
     app = request.app
     settings = app[SETTINGS]
-    app[REGISTRY].refuse_if_draining()
+    if app[REGISTRY].draining:
+        return refuse_while_draining(request, app[PROXIES])
     raw = await read_json_body(request, settings)
     parsed = parse_openai_request(parse_json_body(raw), settings.request_limits)
     del raw

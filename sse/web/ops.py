@@ -8,9 +8,11 @@ from typing import Any
 from aiohttp import web
 
 from .. import __version__, openapi
+from ..clientip import is_loopback
 from ..errors import ApiError
 from ..metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ..protect import API_KEYS, LIMITER
+from .caller import client_of
 from .keys import METRICS, PROVIDERS, REGISTRY, SETTINGS
 
 
@@ -21,12 +23,19 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when not shutting down and at least one provider can serve."""
+    """Ready when not shutting down and at least one provider can serve.
+
+    Each provider's detail names where its model server is (``Ollama 0.5.1 at
+    http://10.0.0.7:11434``, a refused connection's address): only a caller
+    on this machine gets it; anyone else learns which providers are ready.
+    """
     app = request.app
     providers = app[PROVIDERS]
     checks = await asyncio.gather(*(p.readiness() for p in providers))
+    local = is_loopback(client_of(request))
     report = [
-        {"provider": p.name, "ready": r.ready, "detail": r.detail} for p, r in zip(providers, checks, strict=True)
+        {"provider": p.name, "ready": r.ready, **({"detail": r.detail} if local else {})}
+        for p, r in zip(providers, checks, strict=True)
     ]
     draining = app[REGISTRY].draining
     ready = any(r.ready for r in checks) and not draining

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from ..chat import ChatRequest
 from ..errors import ApiError
+from ..http_edges import refuse_while_draining
 from ..protect import LIMITER
 from ..resume.follower import Follower
 from ..resume.framelog import FramesExpired
@@ -31,7 +32,7 @@ from ..resume.memory import LocalSource, StreamNotFound
 from ..resume.source import SourceUnavailable
 from ..streamlog import StreamRecord
 from .caller import client_of
-from .keys import METRICS, REGISTRY, RESUMABLE, ROUTER, SETTINGS
+from .keys import METRICS, PROXIES, REGISTRY, RESUMABLE, ROUTER, SETTINGS
 
 T = TypeVar("T")
 
@@ -80,7 +81,8 @@ async def start_resumable(
 async def stream_resume(request: web.Request) -> web.StreamResponse:
     """Replay a resumable stream after the client's last frame, then follow it live (EventSource-compatible)."""
     app = request.app
-    app[REGISTRY].refuse_if_draining()
+    if app[REGISTRY].draining:
+        return refuse_while_draining(request, app[PROXIES])
     stream_id = _stream_id(request)
     token = _resume_token(request)
     after = _after(request)

@@ -24,16 +24,18 @@ from aiohttp import web
 from ..chat import parse_json_body
 from ..encoders.uimessage import UIMessageEncoder
 from ..errors import ApiError
+from ..http_edges import refuse_while_draining
 from ..uimessage_request import CHAT_ID, parse_ui_request
 from .body import read_json_body
 from .chat import answer
-from .keys import REGISTRY, SETTINGS
+from .keys import PROXIES, REGISTRY, SETTINGS
 
 
 async def ui_chat(request: web.Request) -> web.StreamResponse:
     """``POST /api/ui-chat``: a ``useChat`` request answered as a UI message stream."""
     settings = request.app[SETTINGS]
-    request.app[REGISTRY].refuse_if_draining()
+    if request.app[REGISTRY].draining:
+        return refuse_while_draining(request, request.app[PROXIES])
     raw = await read_json_body(request, settings)
     parsed = parse_ui_request(parse_json_body(raw), settings.request_limits)
     del raw

@@ -35,6 +35,7 @@ SITE_ROOT = "/opt/llm-sse/static"
 SITE_CERT = "/etc/letsencrypt/live/chat.example.com/fullchain.pem"
 SITE_KEY = "/etc/letsencrypt/live/chat.example.com/privkey.pem"
 SITE_ACCESS_LOG = "/var/log/nginx/access.log"
+SITE_ERROR_LOG = "/var/log/nginx/error.log"
 START_TIMEOUT = 15.0
 
 MAIN_CONF = """\
@@ -169,6 +170,7 @@ async def start_nginx(
             Sub("listen", "80", f"127.0.0.1:{port}"),
             Sub("root", SITE_ROOT, str(static_dir)),
             Sub("access_log", SITE_ACCESS_LOG, str(workdir / "access.log")),
+            Sub("error_log", SITE_ERROR_LOG, str(workdir / "error.log")),
         ]
         if tls is not None:
             subs += [

@@ -29,7 +29,7 @@ def test_rendering_keeps_every_directive_and_changes_only_the_substituted_argume
     after = [d.args for _, d in walk(parse(rendered))]
     changed = [(b, a) for b, a in zip(before, after, strict=True) if b != a]
     assert changed == [
-        ([SITE_UPSTREAM], ["127.0.0.1:9001"]),
+        ([SITE_UPSTREAM, "max_fails=0"], ["127.0.0.1:9001", "max_fails=0"]),
         (["80"], ["127.0.0.1:9002"]),
         ([SITE_ROOT], ["/srv/static"]),
     ]
