@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -12,6 +11,7 @@ from tests.fakes import tcp
 from tests.fakes.ollama import FakeOllama
 from tests.fakes.openai import FakeOpenAI
 from tests.helpers import Service, start_service
+from tests.realparts import missing
 from tests.redis_server import RedisServer, find_redis_server
 
 NO_LIMITS = {"rate_per_minute": 0.0, "max_streams_per_client": 0, "max_streams": 0}
@@ -95,9 +95,7 @@ def redis_server() -> Iterator[RedisServer]:
     """One real redis-server for the session (each test starts from an empty one)."""
     executable = find_redis_server()
     if executable is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is missing; `make system-deps` installs it")
-        pytest.skip("redis-server is not installed here (apt-get install redis-server); CI installs it")
+        missing("redis-server", "`make system-deps` installs it (Debian's redis-server)")
     try:
         server = RedisServer(executable).start()
     except RuntimeError:  # the free port was taken meanwhile: one more try on another

@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from tests.fakes.ollama import MODEL, Drop, Gate, Hang, Line, Raw, Script, done_line, token_lines
-from tests.helpers import read_frames, text_of
+from tests.helpers import naive_parse, read_frames, text_of
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 
@@ -211,23 +211,39 @@ async def test_silence_after_the_first_token_is_an_idle_timeout(make_service, cl
 
 
 async def test_a_slow_upstream_within_the_idle_timeout_is_not_cut(make_service, client, fake_ollama):
-    service = await make_service(idle_timeout=0.5, heartbeat=0.05)
+    """The idle timeout bounds each silence, not their sum.
+
+    The service's own heartbeats measure the silences: a gate opens only once the
+    client has seen four pings since the last token, so each pause lasts at least
+    0.8 s as the service saw it and the two add up to more than the 1.5 s timeout,
+    however late the gates open; each stays under the timeout unless the event
+    loop stalls for 0.7 s.
+    """
+    service = await make_service(idle_timeout=1.5, heartbeat=0.2)
     gates = [asyncio.Event(), asyncio.Event()]
     steps = token_lines(["a", "b"])
     fake_ollama.push(Script([steps[0], Gate(gates[0]), steps[1], Gate(gates[1]), steps[2]]))
-
-    async def open_gates():
-        # Each pause is shorter than the idle timeout, together longer.
-        for gate in gates:
-            await asyncio.sleep(0.3)
-            gate.set()
-
-    opener = asyncio.create_task(open_gates())
     async with client.post(service.url + "/api/chat", json=CHAT) as response:
-        frames = await read_frames(response)
-    await opener
-    assert frames[-1].event == "done"
-    assert text_of(frames) == "ab"
+        received = b""
+
+        async def next_block() -> bytes:
+            nonlocal received
+            block = await asyncio.wait_for(response.content.readuntil(b"\n\n"), 10)
+            received += block
+            assert b"event: error" not in block, received
+            return block
+
+        for gate, token in zip(gates, (b'{"text":"a"}', b'{"text":"b"}'), strict=True):
+            while token not in await next_block():
+                pass
+            pings = 0
+            while pings < 4:
+                pings += await next_block() == b": ping\n\n"
+            gate.set()
+        received += await response.content.read()
+    frames = naive_parse(received.decode())
+    assert [event for event, _ in frames] == ["meta", "token", "token", "done"]
+    assert "".join(data["text"] for event, data in frames if event == "token") == "ab"
 
 
 async def test_malformed_lines_are_skipped_counted_logged_and_reported(service, client, fake_ollama, caplog):

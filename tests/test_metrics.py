@@ -31,7 +31,12 @@ async def scrape(client, url: str) -> dict[tuple[str, tuple], float]:
 
 
 def value(samples, name: str, **labels: str) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+    """One sample's value; a sample that is not exposed at all is an error, not a zero."""
+    key = (name, tuple(sorted(labels.items())))
+    if key not in samples:
+        exposed = sorted(str(dict(found)) for sample, found in samples if sample == name)
+        raise AssertionError(f"{name}{dict(labels)} is not exposed; exposed {name} samples: {exposed}")
+    return samples[key]
 
 
 async def test_streams_show_up_alike_in_the_log_lines_and_the_metrics(make_service, client, fake_ollama, caplog):

@@ -10,7 +10,6 @@ Security Policy violation or a dialog (``alert``) fails the test that caused it.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from playwright.async_api import Browser, Dialog, Error, Locator, Page, async_pl
 
 from tests.fakes.ollama import FakeOllama
 from tests.helpers import Service
+from tests.realparts import missing
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -49,9 +49,7 @@ document.addEventListener("securitypolicyviolation", (event) => {
 def chromium() -> Path:
     """Debian's Chromium; CI installs it (`make system-deps`), so there it must exist."""
     if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing; `make system-deps` installs it")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium); the browser tests need it")
+        missing(str(CHROMIUM), "`make system-deps` installs Debian's chromium")
     return CHROMIUM
 
 

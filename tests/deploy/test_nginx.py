@@ -15,7 +15,6 @@ import asyncio
 import io
 import json
 import logging
-import os
 import re
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -36,6 +35,7 @@ from tests.deploy.streams import CHAT, Hold, LogWaiter, Stream, held_answer
 from tests.deploy.units import ENV_EXAMPLE, environment_file, seconds
 from tests.fakes.ollama import FakeOllama, Hang, Script, Sleep, token_lines
 from tests.helpers import Service, start_service, text_of
+from tests.realparts import missing
 
 pytestmark = pytest.mark.slow
 
@@ -500,9 +500,7 @@ async def test_tls_http2_example_streams_incrementally(
 ) -> None:
     curl = shutil.which("curl")
     if curl is None:
-        if os.environ.get("CI"):
-            pytest.fail("curl is missing: `make system-deps` installs it")
-        pytest.skip("curl is missing (needed as an HTTP/2 client); CI runs this test")
+        missing("curl (the HTTP/2 client of this test)", "`make system-deps` installs it")
     service = await deployed()
     nginx = await start_proxy(service.url, tls=self_signed_certificate(workdir))
     hold = Hold()
