@@ -27,7 +27,9 @@ from tests.helpers import Service
 
 MakeService = Callable[..., Awaitable[Service]]
 CLIENTS = Path(__file__).resolve().parent / "clients"
-CLIENTS_DIR = Path(os.environ.get("LLM_SSE_CLIENTS_DIR") or Path.home() / ".cache" / "llm-sse" / "node")
+# Where `make clients` installs them (the Makefile exports the same path).
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+CLIENTS_DIR = Path(os.environ.get("LLM_SSE_CLIENTS_DIR") or CACHE / "llm-sse" / "node")
 MODEL = "llama3.2:latest"
 ROUTER_MODEL = "openai/gpt-4o-mini"
 
