@@ -24,6 +24,7 @@ from tests.fakes.openai import FakeOpenAI, chunks, tool_call_chunks
 from tests.fakes.openai import Script as RouterScript
 from tests.fakes.steps import Hang
 from tests.helpers import Service
+from tests.realparts import missing
 
 MakeService = Callable[..., Awaitable[Service]]
 CLIENTS = Path(__file__).resolve().parent / "clients"
@@ -37,12 +38,11 @@ ROUTER_MODEL = "openai/gpt-4o-mini"
 @pytest.fixture(scope="module")
 def node() -> str:
     executable = shutil.which("node")
-    installed = (CLIENTS_DIR / "node_modules" / "openai").is_dir() and (CLIENTS_DIR / "node_modules" / "ai").is_dir()
-    if executable is None or not installed:
-        missing = "node" if executable is None else f"the clients in {CLIENTS_DIR}"
-        if os.environ.get("CI"):
-            pytest.fail(f"{missing} missing; `make clients` installs them")
-        pytest.skip(f"{missing} missing; `make clients` installs them")
+    if executable is None:
+        missing("node", "`make system-deps` installs nodejs")
+    for package in ("openai", "ai"):
+        if not (CLIENTS_DIR / "node_modules" / package).is_dir():
+            missing(f"the npm package {package!r} in {CLIENTS_DIR}", "`make clients` installs the pinned clients")
     return executable
 
 
