@@ -27,23 +27,24 @@ def is_trusted(address: str, proxies: tuple[Network, ...]) -> bool:
 
 def is_loopback(address: str) -> bool:
     """Is ``address`` this machine's own (``127.0.0.0/8``, ``::1``)?"""
-    try:
-        ip = ipaddress.ip_address(address.strip().strip("[]"))
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_loopback
+    ip = _ip(address)
+    return ip is not None and ip.is_loopback
 
 
 def _trusted(address: str, proxies: tuple[Network, ...]) -> bool:
+    ip = _ip(address)
+    return ip is not None and any(ip in net for net in proxies)
+
+
+def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``address`` as an IP (an IPv4-mapped IPv6 address as its IPv4 one); None if it is not one."""
     try:
         ip = ipaddress.ip_address(address.strip().strip("[]"))
     except ValueError:
-        return False
+        return None
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return any(ip in net for net in proxies)
+        return ip.ipv4_mapped
+    return ip
 
 
 def client_address(peer: str | None, forwarded_for: str | None, proxies: tuple[Network, ...]) -> str:

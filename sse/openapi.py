@@ -32,7 +32,7 @@ from .chat import (
 )
 from .cors import ALLOWED_HEADERS, MAX_AGE_SECONDS
 from .limits import BUSY_RETRY_AFTER
-from .settings import Settings, split_list
+from .settings import Settings
 
 JSON = "application/json"
 # Python's \S (str.strip's notion of blank) and no control characters.
@@ -264,7 +264,7 @@ def _schemas(settings: Settings) -> dict[str, Any]:
     limits = settings.request_limits
     text = {"type": "string", "minLength": 1, "maxLength": limits.max_prompt_chars, "pattern": NOT_BLANK}
     model: dict[str, Any] = {"type": ["string", "null"], "minLength": 1, "maxLength": 200, "pattern": MODEL_PATTERN}
-    allowed = split_list(settings.models_allowed)
+    allowed = settings.allowed_models
     if allowed:
         model = {"enum": [*allowed, None]}
     model["description"] = "The model; absent or null: the server's default."
@@ -426,6 +426,23 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                     "type": "array",
                     "items": {"type": "string"},
                     "description": "Patterns the prompt-injection detector found (LLM_SSE_INJECTION=flag).",
+                },
+                "findings": {
+                    "type": "array",
+                    "description": (
+                        "Where each pattern is: the request field and the [start, end) of the match in that "
+                        "field's text, counted in Unicode code points (docs/injection.md)."
+                    ),
+                    "items": {
+                        "type": "object",
+                        "required": ["flag", "field", "start", "end"],
+                        "properties": {
+                            "flag": {"type": "string"},
+                            "field": {"type": "string"},
+                            "start": {"type": "integer", "minimum": 0},
+                            "end": {"type": "integer", "minimum": 0},
+                        },
+                    },
                 },
             },
         },

@@ -25,7 +25,8 @@ CORE = [
     "auth",
     "cors",
     "limits",
-    "injection",
+    # The injection detector: every module of the package.
+    *sorted(f"injection/{path.stem}" for path in (SSE / "injection").glob("*.py")),
     "openapi",
     "secretfile",
     "openai_request",
@@ -61,7 +62,8 @@ def imported_sse_modules(module: str) -> set[str]:
             found.add("/".join([*base, *node.module.split(".")]))
         else:  # ``from . import frames``
             found |= {"/".join([*base, alias.name]) for alias in node.names}
-    return found
+    # A package is its __init__.
+    return {f"{name}/__init__" if (SSE / name).is_dir() else name for name in found}
 
 
 def test_every_encoder_is_checked():

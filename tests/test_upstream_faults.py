@@ -208,3 +208,23 @@ async def test_an_html_page_from_an_openai_compatible_provider_falls_back_too(
     assert response.status == 200
     assert frames[0].data["provider"] == "ollama"
     assert frames[-1].event == "done"
+
+
+async def test_an_openai_compatible_stream_of_only_unreadable_data_falls_back_before_the_stream(
+    make_service: MakeService,
+    openrouter: dict[str, Any],
+    fake_openrouter: FakeOpenAI,
+    client: aiohttp.ClientSession,
+) -> None:
+    """Skipped lines are no first event, whichever provider sends them."""
+    service = await make_service(provider="openrouter,ollama", **openrouter)
+    records = StreamRecords(service.app)
+    fake_openrouter.push(RouterScript([RouterRaw(b"data: <html>\n\n"), RouterRaw(b"data: {not json\n\n")]))
+    response, frames = await post_chat(client, service, HELLO)
+    assert response.status == 200
+    assert frames[0].data["provider"] == "ollama"
+    assert frames[-1].event == "done"
+    assert frames[-1].data["skipped_lines"] == 0
+    line = await records.next()
+    [attempt] = line["attempts"]
+    assert attempt.startswith("openrouter: upstream_disconnected:")

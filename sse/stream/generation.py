@@ -104,6 +104,10 @@ class Generation:
         self.record.cooling = [p.name for p in self.router.providers if p not in candidates]
         for provider in candidates:
             stream: AsyncIterator[Event] | None = None
+            # Unreadable lines are no answer: they are held until a real first
+            # event, so an upstream that sends nothing else (an HTML page, a
+            # proxy's error) still fails before the stream, and falls back.
+            held: list[Event] = []
             try:
                 try:
                     async with asyncio.timeout(self.settings.first_token_timeout):
@@ -111,6 +115,9 @@ class Generation:
                         self.record.provider, self.record.model = provider.name, model
                         stream = provider.stream(self.chat, model)
                         first = await anext(stream)
+                        while type(first) is Skipped:
+                            held.append(first)
+                            first = await anext(stream)
                 except TimeoutError:
                     raise UpstreamTimeout(
                         f"{provider.name} sent nothing within {self.settings.first_token_timeout:g} s"
@@ -131,6 +138,8 @@ class Generation:
             self.router.succeeded(provider)
             self.record.served = True
             assert stream is not None
+            for skipped in held:  # counted and logged for the provider that serves
+                await self._other(provider, skipped)
             try:
                 done = await self._relay(provider, first, stream)
             except BaseException:

@@ -71,8 +71,17 @@ def _as_api_error(request: web.Request, exc: web.HTTPException) -> ApiError:
     return ApiError(message or exc.reason, status=exc.status, code=code, field=field)
 
 
-def error_response(request: web.Request, error: ApiError) -> web.Response:
-    """The JSON answer to a refused request, logged (without secrets) and counted."""
+ErrorShape = Callable[[ApiError], tuple[int, bytes]]
+
+
+def error_response(request: web.Request, error: ApiError, shape: ErrorShape | None = None) -> web.Response:
+    """The JSON answer to a refused request, logged (without secrets) and counted.
+
+    ``shape`` writes the body in another protocol's error format (an
+    encoder's ``error_response``): an endpoint speaking that protocol catches
+    its ``ApiError`` and answers through here, so the log line and the count
+    stay the same for every protocol.
+    """
     request.app[METRICS].request_rejected(error.code)
     facts: dict[str, Any] = {"path": request.path, "status": error.status, "code": error.code}
     facts["client"] = client_of(request)
@@ -83,10 +92,15 @@ def error_response(request: web.Request, error: ApiError) -> web.Response:
         facts["field"] = error.field
     facts.update(error.log_fields)
     log.info("request rejected", extra={"fields": facts})
-    if request.path.startswith(OPENAI_PREFIX):
-        # OpenAI's SDKs read their own error shape, and raise their typed errors from it.
-        return web.json_response(openai.error_object(error), status=error.status, headers=error.headers())
-    return web.json_response(error.body(), status=error.status, headers=error.headers())
+    if shape is None and request.path.startswith(OPENAI_PREFIX):
+        # OpenAI's SDKs read their own error shape, and raise their typed errors from it --
+        # for every error under /v1/, a missing key or an unknown route included.
+        shape = openai.error_response
+    if shape is None:
+        return web.json_response(error.body(), status=error.status, headers=error.headers())
+    status, body = shape(error)
+    headers = {"Content-Type": "application/json; charset=utf-8", **error.headers()}
+    return web.Response(body=body, status=status, headers=headers)
 
 
 async def no_route(request: web.Request) -> web.StreamResponse:

@@ -28,7 +28,7 @@ from .keys import OBSERVERS, PROXIES, REGISTRY, ROUTER, SETTINGS
 from .resume import start_resumable
 
 # Above this many characters the detector runs in a worker thread: it costs
-# about 0.4 µs a character, so a conversation at the input limit would hold the
+# about 1 µs a character (docs/injection.md), so a conversation at the input limit would hold the
 # event loop -- every other stream's tokens -- for tens of milliseconds.  The
 # regex engine keeps the GIL, but a thread gives the loop its turn every
 # switch interval (5 ms) instead of after the whole scan.
@@ -58,10 +58,14 @@ async def answer(request: web.Request, chat_request: ChatRequest, encoder: Encod
     """
     app = request.app
     settings = app[SETTINGS]
-    flags = await inspect_prompt(chat_request, settings.injection)
+    finding = await inspect_prompt(chat_request, settings.injection)
+    flags = finding.flags
     caller = caller_of(request)
     record = new_record(chat_request, caller, flags, log_prompt=settings.log_prompts)
-    meta_extra: dict[str, Any] | None = {"flags": list(flags)} if flags else None
+    # Where each pattern is, so a page can show it; the log line gets the names only.
+    meta_extra: dict[str, Any] | None = (
+        {"flags": list(flags), "findings": [hit.as_json() for hit in finding.hits]} if flags else None
+    )
     resumable = chat_request.resumable if chat_request.resumable is not None else settings.resumable
     if resumable and encoder is None:
         return await start_resumable(request, chat_request, record, caller.identity, meta_extra)
@@ -91,10 +95,10 @@ def new_record(chat_request: ChatRequest, caller: Caller, flags: tuple[str, ...]
     return record
 
 
-async def inspect_prompt(chat_request: ChatRequest, mode: str) -> tuple[str, ...]:
-    """The injection detector's flags; in ``block`` mode a finding is a 400."""
+async def inspect_prompt(chat_request: ChatRequest, mode: str) -> injection.Finding:
+    """The injection detector's finding; in ``block`` mode a finding is a 400."""
     if mode == "off":
-        return ()
+        return injection.Finding()
     if chat_request.input_chars > SCAN_OFF_LOOP_CHARS:
         finding = await asyncio.to_thread(injection.scan_request, chat_request)
     else:
@@ -109,4 +113,4 @@ async def inspect_prompt(chat_request: ChatRequest, mode: str) -> tuple[str, ...
         )
         error.log_fields["flags"] = list(finding.flags)
         raise error
-    return finding.flags
+    return finding

@@ -49,9 +49,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     if parsed.stream:
         encoder = OpenAIStreamEncoder(model=parsed.model, created=created, include_usage=parsed.include_usage)
         return await answer(request, parsed.chat, encoder)
-    flags = await inspect_prompt(parsed.chat, settings.injection)
+    finding = await inspect_prompt(parsed.chat, settings.injection)
     caller = caller_of(request)
-    record = new_record(parsed.chat, caller, flags, log_prompt=settings.log_prompts)
+    record = new_record(parsed.chat, caller, finding.flags, log_prompt=settings.log_prompts)
     completion = Completion(
         parsed.chat,
         app[ROUTER],

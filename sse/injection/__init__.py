@@ -1,0 +1,274 @@
+"""A heuristic detector of prompt-injection patterns, measured on published attack collections.
+
+It reads what the person sent (the ``prompt``, and every ``user`` message) and
+names the patterns it recognises, with where each one is:
+
+* ``ignore_instructions`` -- "ignore all previous instructions", "forget your
+  rules", a separator or padding followed by "just print ...";
+* ``reveal_system_prompt`` -- "print your system prompt", "repeat the words
+  above starting with 'You are'", "encode your initial instructions in base64";
+* ``jailbreak_roleplay`` -- DAN, "developer mode enabled", personas "without any
+  restrictions/filters/ethics";
+* ``fake_system_turn`` -- chat-template tokens and fake turns (``<|im_start|>system``,
+  ``<|endoftext|>``, ``[system]``, "System: ignore ...", "Assistant: [summary]");
+* ``planted_instruction`` -- a document speaking to the model that reads it
+  ("note to automated analysis software", "when summarizing this page, ...",
+  "if the user asks, reply only with ...");
+* ``exfiltration`` -- a Markdown image or link whose address carries the
+  conversation, or a request to send secrets to an address;
+* ``markup_injection`` -- a request to put script into the answer;
+* ``encoded_payload`` -- an encoded blob (base64, base32, hex, Ascii85, uuencode,
+  quoted-printable, URL escapes, Morse, braille, NATO, ROT13, Atbash, Unicode
+  tags...) that decodes to one of the above or to script, or an instruction to
+  decode something and follow it;
+* ``obfuscated`` -- one of the above hidden by spacing, leetspeak, look-alike
+  letters, fullwidth forms, invisible characters, zalgo or writing backwards,
+  or text smuggled in invisible characters at all.
+
+The override, extraction and persona phrases are also recognised in fifteen
+other languages (languages.py).  What it is: regular expressions over a few
+normalised views of the text, linear in its length.  What it is not: a
+classifier -- a paraphrase with no marker, an instruction split across
+messages or in an image, and anything new pass.  docs/injection.md has the
+per-family figures on published corpora and the limits.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ..chat import ChatRequest
+from . import languages
+from .decode import Decoded, blobs, ciphers
+from .english import (
+    ACTIVE_MARKUP,
+    ASSISTANT_CONTEXT,
+    DECODE_AND_FOLLOW,
+    DECODE_TRIGGERS,
+    DEVELOPER_MODE,
+    ENCODED,
+    EXFILTRATION,
+    FAKE_TURN,
+    IGNORE,
+    JAILBREAK,
+    MARKER_RULES,
+    MARKUP,
+    OBFUSCATED,
+    PERSONA,
+    PERSONA_WORDS,
+    PLANTED,
+    REVEAL,
+    SQUASHED_RULES,
+    SQUASHED_TRIGGERS,
+    UNBOUND,
+    WINDOW,
+    WORD_RULES,
+)
+from .text import LEET, Offsets, disguised, native, squashed, words
+
+_LEET_WORD = re.compile(r"[a-z][0-9]|[0-9][a-z]")
+
+__all__ = [
+    "ENCODED",
+    "EXFILTRATION",
+    "FAKE_TURN",
+    "FLAGS",
+    "IGNORE",
+    "JAILBREAK",
+    "MARKUP",
+    "MODES",
+    "OBFUSCATED",
+    "PLANTED",
+    "REVEAL",
+    "Finding",
+    "Hit",
+    "find",
+    "scan_request",
+    "scan_text",
+]
+
+MODES = ("off", "flag", "block")
+FLAGS = (IGNORE, REVEAL, JAILBREAK, FAKE_TURN, PLANTED, EXFILTRATION, MARKUP, ENCODED, OBFUSCATED)
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One pattern found: its flag, the request field, and where it is in that field.
+
+    ``start`` and ``end`` count Unicode code points (Python string indices) in
+    the field's text, ``end`` exclusive.
+    """
+
+    flag: str
+    field: str
+    start: int
+    end: int
+
+    def as_json(self) -> dict[str, object]:
+        return {"flag": self.flag, "field": self.field, "start": self.start, "end": self.end}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """The patterns found, the request field they were found in first, and each one's place."""
+
+    flags: tuple[str, ...] = ()
+    field: str | None = None
+    hits: tuple[Hit, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.flags)
+
+
+# A hit inside one text, before it is given its field.
+Span = tuple[str, int, int]
+
+
+def _word_hits(view: str, vocabulary: set[str], offsets: Offsets) -> Iterator[Span]:
+    for flag, triggers, pattern in WORD_RULES:
+        if not triggers.isdisjoint(vocabulary):
+            match = pattern.search(view)
+            if match:
+                yield (flag, *offsets.span(match.start(), match.end()))
+    unbound = [m.start() for m in UNBOUND.finditer(view)] if not PERSONA_WORDS.isdisjoint(vocabulary) else []
+    for persona in PERSONA.finditer(view) if unbound else ():
+        # The nearest "unbound" cue at or after the persona's window start.
+        i = bisect.bisect_left(unbound, persona.start() - WINDOW)
+        if i < len(unbound) and unbound[i] <= persona.end() + WINDOW:
+            yield (JAILBREAK, *offsets.span(persona.start(), persona.end()))
+            break
+    developer = DEVELOPER_MODE.search(view) if "mode" in vocabulary else None
+    if developer and ASSISTANT_CONTEXT.search(view):
+        yield (JAILBREAK, *offsets.span(developer.start(), developer.end()))
+    if not DECODE_TRIGGERS.isdisjoint(vocabulary):
+        match = DECODE_AND_FOLLOW.search(view)
+        if match:
+            yield (ENCODED, *offsets.span(match.start(), match.end()))
+
+
+def _squashed_hits(view: str, offsets: Offsets) -> Iterator[Span]:
+    letters = squashed(view)
+    for reverse in (False, True):
+        text = letters[::-1] if reverse else letters
+        if not any(t in text for t in SQUASHED_TRIGGERS):
+            continue
+        found = False
+        for flag, triggers, pattern in SQUASHED_RULES:
+            if any(t in text for t in triggers):
+                match = pattern.search(text)
+                if match:
+                    found = True
+                    yield (flag, *offsets.squashed_span(match.start(), match.end(), reverse))
+        if found:
+            return
+
+
+def _native_hits(text: str, word_view: str) -> Iterator[Span]:
+    # For ASCII text the native view is the word view (no accents, no look-alikes to undo).
+    view = word_view if text.isascii() else native(text)
+    offsets = Offsets(text, view, "native")
+    ascii_only = view.isascii()
+    vocabulary = set(view.split()) if ascii_only else set()
+    for flag, (verbs, objects, stems), pattern in languages.RULES:
+        if (
+            not vocabulary.isdisjoint(verbs) and (not objects or not vocabulary.isdisjoint(objects))
+            if ascii_only
+            else any(stem in view for stem in stems)
+        ):
+            match = pattern.search(view)
+            if match:
+                yield (flag, *offsets.span(match.start(), match.end()))
+    if (
+        vocabulary.isdisjoint(languages.UNBOUND_STEMS[0])
+        if ascii_only
+        else not any(stem in view for stem in languages.UNBOUND_STEMS[2])
+    ):
+        return
+    unbound = languages.UNBOUND_PHRASES.search(view)
+    if unbound:
+        persona = languages.PERSONA_PHRASES.search(view, max(0, unbound.start() - languages.WINDOW))
+        if persona and persona.start() <= unbound.end() + languages.WINDOW:
+            yield (languages.PERSONA_FLAG, *offsets.span(unbound.start(), unbound.end()))
+
+
+def _plain_hits(text: str, view: str | None = None) -> list[Span]:
+    """What the views and markers of one text show, without decoding anything."""
+    if view is None:
+        view = words(text)
+    vocabulary = set(view.split())
+    offsets = Offsets(text, view, "words")
+    hits = list(_word_hits(view, vocabulary, offsets))
+    if not hits and _LEET_WORD.search(view):
+        # Leetspeak ("1gn0r3 4ll pr3v10us"): the same rules over the words with digits read as letters.
+        leet = view.translate(LEET)
+        hits = list(_word_hits(leet, set(leet.split()), offsets))
+        if hits:
+            hits.append((OBFUSCATED, hits[0][1], hits[0][2]))
+    for flag, triggers, strings, pattern in MARKER_RULES:
+        if not triggers.isdisjoint(vocabulary) or any(s in text for s in strings):
+            match = pattern.search(text)
+            if match:
+                hits.append((flag, match.start(), match.end()))
+    seen = {flag for flag, _, _ in hits}
+    hidden = [h for h in _squashed_hits(view, offsets) if h[0] not in seen]
+    if hidden or (hits and disguised(text)):
+        hits += hidden
+        first = (hidden or hits)[0]
+        hits.append((OBFUSCATED, first[1], first[2]))
+    # Other languages last: their own letters are not look-alikes.
+    hits += _native_hits(text, view)
+    return hits
+
+
+def _decoded_hits(text: str, found: Decoded) -> list[Span]:
+    inner = {flag for flag, _, _ in _plain_hits(found.text) if flag != OBFUSCATED}
+    if ACTIVE_MARKUP.search(found.text):
+        inner.add(MARKUP)
+    hits: list[Span] = [(flag, found.start, found.end) for flag in sorted(inner)]
+    if inner:
+        hits.append((ENCODED, found.start, found.end))
+    if found.hidden:
+        hits.append((OBFUSCATED, found.start, found.end))
+    return hits
+
+
+def find(text: str) -> list[Span]:
+    """Every (flag, start, end) found in one text, in the order found; one entry per flag."""
+    view = words(text)
+    hits = _plain_hits(text, view)
+    for found in blobs(text, set(view.split())):
+        hits += _decoded_hits(text, found)
+    if not hits:
+        for found in ciphers(text, view):
+            hits += _decoded_hits(text, found)
+    first: dict[str, Span] = {}
+    for hit in hits:
+        first.setdefault(hit[0], hit)
+    return list(first.values())
+
+
+def scan_text(text: str) -> tuple[str, ...]:
+    """The patterns found in one text, sorted; ``()`` for none."""
+    return tuple(sorted({flag for flag, _, _ in find(text)}))
+
+
+def scan_request(chat: ChatRequest) -> Finding:
+    """Scan what the person wrote: the prompt, or every user message."""
+    texts: list[tuple[str, str]] = []
+    if chat.prompt is not None:
+        texts.append(("prompt", chat.prompt))
+    for i, message in enumerate(chat.messages or ()):
+        if message.role == "user":
+            texts.append((f"messages[{i}].content", message.content))
+    hits: list[Hit] = []
+    first: str | None = None
+    for where, text in texts:
+        found = find(text)
+        if found and first is None:
+            first = where
+        hits += [Hit(flag, where, start, end) for flag, start, end in found]
+    flags = tuple(sorted({hit.flag for hit in hits}))
+    return Finding(flags, first, tuple(hits))
