@@ -37,7 +37,7 @@ from ..events import Done, Event, Skipped, StreamError, Thinking, Token, ToolCal
 from ..ndjson import LineTooLong, NdjsonDecoder
 from ..routing import ModelMap
 from .base import ModelInfo, Readiness, token_count
-from .http import READ_ERRORS, HttpProvider, dropped, open_stream
+from .http import READ_BYTES, READ_ERRORS, HttpProvider, dropped, open_stream
 
 _NS = 1e-9
 _NO_MESSAGE: dict[str, Any] = {}  # read, never written
@@ -122,12 +122,12 @@ class OllamaProvider(HttpProvider):
             # (no helper coroutine per read), and holds nothing of the last
             # read while it waits for the next (a thousand open streams would
             # each keep a chunk, a parsed line and its events alive).
-            readany = upstream.response.content.readany
+            read = upstream.response.content.read
             started = False  # the answer's first event has been handed out
             held: Skipped | None = None  # lines skipped before it
             while True:
                 try:
-                    chunk = await readany()
+                    chunk = await read(READ_BYTES)
                 except READ_ERRORS as exc:
                     raise dropped(name, exc) from None
                 events, finished = _read_events(decoder, chunk, chat, name, calls)
@@ -147,8 +147,7 @@ class OllamaProvider(HttpProvider):
                             f"{name} answered {held.count} lines that are not Ollama's NDJSON "
                             f"(e.g. {held.sample[:80]!r})"
                         )
-                if len(events) > 1:
-                    events = coalesce(events)
+                events = coalesce(events)
                 events.reverse()
                 while events:
                     yield events.pop()
