@@ -42,7 +42,7 @@ class RedisTarget:
     """A parsed ``REDIS_URL``: which kind, where, and how to log in."""
 
     kind: str  # "single", "cluster" or "sentinel"
-    url: str
+    url: str = field(repr=False)  # may carry a password
     tls: bool = False
     hosts: tuple[tuple[str, int], ...] = ()
     username: str | None = field(default=None, repr=False)
