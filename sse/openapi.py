@@ -22,7 +22,7 @@ from typing import Any
 from .chat import MAX_STOP_LENGTH, MAX_STOP_SEQUENCES, OPTION_ALIASES, OPTION_RULES, ROLES, THINK_LEVELS
 from .cors import ALLOWED_HEADERS, MAX_AGE_SECONDS
 from .limits import BUSY_RETRY_AFTER
-from .settings import Settings, split_list
+from .settings import Settings
 
 JSON = "application/json"
 # Python's \S (str.strip's notion of blank) and no control characters.
@@ -253,7 +253,7 @@ def _schemas(settings: Settings) -> dict[str, Any]:
     limits = settings.request_limits
     text = {"type": "string", "minLength": 1, "maxLength": limits.max_prompt_chars, "pattern": NOT_BLANK}
     model: dict[str, Any] = {"type": ["string", "null"], "minLength": 1, "maxLength": 200, "pattern": MODEL_PATTERN}
-    allowed = split_list(settings.models_allowed)
+    allowed = settings.allowed_models
     if allowed:
         model = {"enum": [*allowed, None]}
     model["description"] = "The model; absent or null: the server's default."

@@ -28,7 +28,7 @@ from .cors import CorsPolicy
 from .errors import ApiError
 from .limits import Backend, MemoryBackend, StreamLimiter
 from .redis_client import MissingRedis, RedisClients, redis_url
-from .settings import Settings, SettingsError, split_list
+from .settings import Settings, SettingsError
 
 log = logging.getLogger("llm_sse.protect")
 
@@ -51,17 +51,17 @@ PREFLIGHT_METHODS = {
 
 def load_api_keys(settings: Settings) -> ApiKeys:
     """Keys from the setting and the key file; ``SettingsError`` says what is wrong (never the key)."""
-    keys = list(split_list(settings.api_keys))
+    keys = list(settings.api_key_list)
     if settings.api_keys_file:
         path = Path(settings.api_keys_file)
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise SettingsError(f"--api-keys-file / LLM_SSE_API_KEYS_FILE: cannot read {path}: {exc}") from None
+            raise SettingsError(f"{settings.name_of('api_keys_file')}: cannot read {path}: {exc}") from None
         file_keys = parse_key_file(text)
         if not file_keys:
             # An empty file would silently open the API: refuse to start instead.
-            raise SettingsError(f"--api-keys-file / LLM_SSE_API_KEYS_FILE: {path} holds no key")
+            raise SettingsError(f"{settings.name_of('api_keys_file')}: {path} holds no key")
         keys += file_keys
     try:
         return ApiKeys(check_key(key, "API keys") for key in keys)

@@ -1,19 +1,28 @@
-"""Every setting of the service, in one table.
+"""Every setting of the service, in one table, parsed once into typed values.
 
-Each setting is a dataclass field with its default, its environment variable
-and its help text; ``--help``, the environment and the README all follow from
+Each setting is a dataclass field with its default, its environment variable,
+its help text and its group; ``--help``, the environment and
+docs/configuration.md (``python -m sse.settings --markdown``) all follow from
 this table.  Precedence: command-line flag, then environment, then default.
-Values are checked once here, so a typo fails at start-up with a message that
-names the setting, not at the first request.
+
+Values are checked once, here, and what needs parsing (CORS origins, proxy
+networks, model maps, extra headers, the provider list, key lists) is parsed
+once into the typed values the rest of the service takes (``cors``,
+``proxy_networks``, ``model_maps`` ...): a typo fails at start-up with a
+message that names the setting -- by the flag when a flag set it -- not at the
+first request, and no consumer parses a string again.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import re
+import sys
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +30,7 @@ from typing import Any, get_type_hints
 
 from .auth import BadKey, check_key
 from .chat import RequestLimits
-from .clientip import parse_networks
+from .clientip import Network, parse_networks
 from .cors import CorsPolicy
 from .injection import MODES
 from .limits import Limits
@@ -33,16 +42,41 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _RESERVED_HEADERS = {"authorization", "content-type", "content-length", "host", "accept", "transfer-encoding"}
 _FALSE = {"0", "false", "no", "off", ""}
 
+# The groups of --help and docs/configuration.md, in the order they are shown.
+SERVER = "Server"
+MODEL_SERVERS = "Model servers"
+BUILT_IN = "The built-in model"
+TIMEOUTS = "Timeouts (seconds)"
+LIMITS = "Limits and keys"
+RESUMABLE = "Resumable streams"
+LOGGING = "Logging"
+GROUPS = (SERVER, MODEL_SERVERS, BUILT_IN, TIMEOUTS, LIMITS, RESUMABLE, LOGGING)
+
+# The model servers a provider list may name (sse.providers builds them).
+PROVIDER_KINDS = ("ollama", "openai", "openrouter", "local")
+LOG_FORMATS = ("auto", "console", "json")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+# Where a value came from (``Settings.sources``).
+FLAG = "flag"
+ENV = "env"
+
 
 def setting(
     default: Any,
     env: str,
     help: str,
     *,
+    group: str | None = None,
     minimum: float | None = None,
     secret: bool = False,
+    shown_default: str | None = None,
 ) -> Any:
-    """Declare one setting (a dataclass field carrying its env name and help).
+    """Declare one setting (a dataclass field carrying its env name, help and group).
+
+    A setting without a ``group`` belongs to the group of the setting above
+    it in the table.  ``shown_default`` is what help and docs print instead of
+    a default that depends on the machine (a path).
 
     A ``secret`` (an API key, a URL that may carry a password) is read from the
     environment only, never from a flag (flags show in ``ps`` and shell
@@ -52,7 +86,14 @@ def setting(
     return field(
         default=default,
         repr=not secret,
-        metadata={"env": env, "help": help, "minimum": minimum, "secret": secret},
+        metadata={
+            "env": env,
+            "help": help,
+            "group": group,
+            "minimum": minimum,
+            "secret": secret,
+            "shown_default": shown_default,
+        },
     )
 
 
@@ -63,7 +104,7 @@ def _default_static_dir() -> str:
 @dataclass(frozen=True)
 class Settings:
     # -- listening
-    host: str = setting("127.0.0.1", "LLM_SSE_HOST", "address to listen on")
+    host: str = setting("127.0.0.1", "LLM_SSE_HOST", "address to listen on", group=SERVER)
     port: int = setting(8080, "LLM_SSE_PORT", "TCP port to listen on", minimum=0)
 
     # -- upstream
@@ -72,6 +113,7 @@ class Settings:
         "LLM_SSE_PROVIDER",
         "model servers to try, in order, comma-separated: ollama, openai, openrouter, local (the built-in model); "
         "or 'auto' (Ollama if it answers at start-up, else the built-in model)",
+        group=MODEL_SERVERS,
     )
     provider_cooldown: float = setting(
         30.0,
@@ -122,6 +164,14 @@ class Settings:
         'extra headers for OpenRouter, as a JSON object, e.g. {"HTTP-Referer": "https://…", "X-Title": "…"}',
     )
 
+    local_model: str = setting(
+        "",
+        "LLM_SSE_LOCAL_MODEL",
+        "a GGUF file for the built-in runtime to serve instead of the bundled demo model (a chat model: its "
+        "chat template and context length are read from the file; the context is capped at --max-ctx)",
+        group=BUILT_IN,
+        shown_default="the bundled SmolLM2-135M-Instruct",
+    )
     local_queue: int = setting(
         4,
         "LLM_SSE_LOCAL_QUEUE",
@@ -141,6 +191,7 @@ class Settings:
         "LLM_SSE_CONNECT_TIMEOUT",
         "bound on connecting to the upstream and getting its answer's headers",
         minimum=0.001,
+        group=TIMEOUTS,
     )
     first_token_timeout: float = setting(
         120.0,
@@ -164,7 +215,7 @@ class Settings:
 
     # -- limits
     max_body_bytes: int = setting(
-        1_048_576, "LLM_SSE_MAX_BODY_BYTES", "largest request body accepted (413 above)", minimum=1024
+        1_048_576, "LLM_SSE_MAX_BODY_BYTES", "largest request body accepted (413 above)", minimum=1024, group=LIMITS
     )
     max_line_bytes: int = setting(
         8_388_608,
@@ -187,7 +238,7 @@ class Settings:
         "", "LLM_SSE_MODELS_ALLOWED", "comma-separated models clients may ask for (empty: any)"
     )
 
-    # -- protection (README: "Protection")
+    # -- protection (docs/protection.md)
     api_keys: str = setting(
         "",
         "LLM_SSE_API_KEYS",
@@ -240,18 +291,21 @@ class Settings:
         "LLM_SSE_CORS_ORIGINS",
         "comma-separated origins (https://chat.example.com) whose pages may call the API; '*' for any; "
         "empty: only the page served here",
+        group=SERVER,
     )
     injection: str = setting(
         "flag",
         "LLM_SSE_INJECTION",
         "prompt-injection detector: off, flag (named in 'meta' and the log line) or block (400 prompt_rejected)",
+        group=LIMITS,
     )
 
-    # -- resumable streams (README, "Resumable streams")
+    # -- resumable streams (docs/resumable.md)
     resumable: bool = setting(
         False,
         "LLM_SSE_RESUMABLE",
         'make streams resumable unless a request says "resumable": false',
+        group=RESUMABLE,
     )
     resume_grace: float = setting(
         60.0,
@@ -288,55 +342,140 @@ class Settings:
         "",
         "LLM_SSE_TRUSTED_PROXIES",
         "comma-separated addresses or CIDR blocks of reverse proxies whose X-Forwarded-For is believed",
+        group=SERVER,
     )
 
     # -- logging and files
-    log_level: str = setting("info", "LLM_SSE_LOG_LEVEL", "debug, info, warning or error")
+    log_level: str = setting("info", "LLM_SSE_LOG_LEVEL", "debug, info, warning or error", group=LOGGING)
+    log_format: str = setting(
+        "auto",
+        "LLM_SSE_LOG_FORMAT",
+        "console (plain lines for a person), json (one JSON object per line, for journald and log files) "
+        "or auto (console on a terminal, else json)",
+    )
     log_prompts: bool = setting(
         False, "LLM_SSE_LOG_PROMPTS", "include prompt text in stream log lines (debugging only)"
     )
-    static_dir: str = setting(_default_static_dir(), "LLM_SSE_STATIC_DIR", "folder of the chat page served at /")
+    static_dir: str = setting(
+        _default_static_dir(),
+        "LLM_SSE_STATIC_DIR",
+        "folder of the chat page served at /",
+        group=SERVER,
+        shown_default="static/ in the checkout",
+    )
+
+    # Where each value came from, by setting name: FLAG or ENV (absent: the default).
+    sources: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        try:
-            parse_networks(split_list(self.trusted_proxies))
-        except ValueError as exc:
-            raise SettingsError(f"--trusted-proxies / LLM_SSE_TRUSTED_PROXIES: {exc}") from None
-        for f in dataclasses.fields(self):
-            minimum = f.metadata.get("minimum")
+        for f in SETTING_FIELDS:
+            minimum = f.metadata["minimum"]
             value = getattr(self, f.name)
             if minimum is not None and value < minimum:
-                raise SettingsError(f"{_flag(f.name)} / {f.metadata['env']} must be at least {minimum}, got {value}")
-        for name in ("ollama_models", "openai_models", "openrouter_models"):
-            try:
-                ModelMap.parse(getattr(self, name), setting=_describe(name))
-            except ValueError as exc:
-                raise SettingsError(str(exc)) from None
-        for name in ("openai_headers", "openrouter_headers"):
-            parse_headers(getattr(self, name), setting=_describe(name))
-        self._check_protection()
-        if self.log_level.lower() not in ("debug", "info", "warning", "error"):
-            raise SettingsError(
-                f"--log-level / LLM_SSE_LOG_LEVEL must be debug, info, warning or error, got {self.log_level!r}"
-            )
-
-    def _check_protection(self) -> None:
-        if self.injection not in MODES:
-            raise SettingsError(f"--injection / LLM_SSE_INJECTION must be off, flag or block, got {self.injection!r}")
-        try:
-            CorsPolicy(split_list(self.cors_origins))
-        except ValueError as exc:
-            raise SettingsError(f"--cors-origins / LLM_SSE_CORS_ORIGINS: {exc}") from None
+                raise SettingsError(f"{self.name_of(f.name)} must be at least {minimum}, got {value}")
+        for name, allowed in (("log_level", LOG_LEVELS), ("log_format", LOG_FORMATS), ("injection", MODES)):
+            if getattr(self, name).lower() not in allowed:
+                raise SettingsError(f"{self.name_of(name)} must be {_one_of(allowed)}, got {getattr(self, name)!r}")
         if self.redis_url and not self.redis_url.startswith(REDIS_SCHEMES):
             # The URL may hold a password: say what is wrong without echoing it.
             raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
-        for key in split_list(self.api_keys):
+        # Parse everything that needs it now: each value is kept, and a bad one stops the start here.
+        for name in _PARSED:
+            getattr(self, name)
+
+    def name_of(self, name: str) -> str:
+        """How a message names a setting: the flag or variable that set it, else both.
+
+        A person who typed ``--port 9000`` reads ``--port`` in the message, not
+        a variable they never set.  Secrets have no flag: always the variable.
+        """
+        f = _FIELDS[name]
+        env = str(f.metadata["env"])
+        source = self.sources.get(name)
+        if f.metadata["secret"] or source == ENV:
+            return env
+        if source == FLAG:
+            return _flag(name)
+        return f"{_flag(name)} / {env}"
+
+    # -- the parsed values consumers take
+
+    @functools.cached_property
+    def provider_names(self) -> tuple[str, ...]:
+        """The model servers to try, in order; ``("auto",)``: Ollama if it answers, else the built-in model."""
+        names = split_list(self.provider.lower()) or ("auto",)
+        if names == ("auto",):
+            return names
+        for name in names:
+            if name not in PROVIDER_KINDS:
+                raise SettingsError(
+                    f"{self.name_of('provider')}: unknown provider {name!r}; "
+                    f"known: auto, {', '.join(sorted(PROVIDER_KINDS))}"
+                )
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise SettingsError(f"{self.name_of('provider')}: {repeated[0]!r} is listed twice")
+        return names
+
+    @functools.cached_property
+    def proxy_networks(self) -> tuple[Network, ...]:
+        """The reverse proxies whose ``X-Forwarded-For`` is believed."""
+        try:
+            return parse_networks(split_list(self.trusted_proxies))
+        except ValueError as exc:
+            raise SettingsError(f"{self.name_of('trusted_proxies')}: {exc}") from None
+
+    @functools.cached_property
+    def cors(self) -> CorsPolicy:
+        """The origins whose pages may call the API."""
+        try:
+            return CorsPolicy(split_list(self.cors_origins))
+        except ValueError as exc:
+            raise SettingsError(f"{self.name_of('cors_origins')}: {exc}") from None
+
+    @functools.cached_property
+    def model_maps(self) -> Mapping[str, ModelMap]:
+        """How each HTTP provider (ollama, openai, openrouter) names the model a request asks for."""
+        maps: dict[str, ModelMap] = {}
+        for kind in ("ollama", "openai", "openrouter"):
             try:
-                check_key(key, "--api-keys / LLM_SSE_API_KEYS")
+                mapping = ModelMap.parse(getattr(self, f"{kind}_models"), setting=self.name_of(f"{kind}_models"))
+            except ValueError as exc:
+                raise SettingsError(str(exc)) from None
+            maps[kind] = ModelMap(mapping, default=getattr(self, f"{kind}_model"), fallback_default=self.model)
+        return maps
+
+    @functools.cached_property
+    def upstream_headers(self) -> Mapping[str, Mapping[str, str]]:
+        """Extra request headers for the OpenAI-compatible providers (openai, openrouter)."""
+        return {
+            kind: parse_headers(getattr(self, f"{kind}_headers"), setting=self.name_of(f"{kind}_headers"))
+            for kind in ("openai", "openrouter")
+        }
+
+    @functools.cached_property
+    def api_key_list(self) -> tuple[str, ...]:
+        """The keys given in ``LLM_SSE_API_KEYS`` (the key file is read at start-up, by ``sse.protect``)."""
+        keys = split_list(self.api_keys)
+        for key in keys:
+            try:
+                check_key(key, self.name_of("api_keys"))
             except BadKey as exc:
                 raise SettingsError(str(exc)) from None
+        return keys
 
-    @property
+    @functools.cached_property
+    def allowed_models(self) -> tuple[str, ...]:
+        """The models clients may ask for; empty: any."""
+        return split_list(self.models_allowed)
+
+    @functools.cached_property
+    def local_model_path(self) -> Path | None:
+        """The GGUF file the built-in runtime serves; ``None``: the bundled model."""
+        text = self.local_model.strip()
+        return Path(text).expanduser() if text else None
+
+    @functools.cached_property
     def limits(self) -> Limits:
         return Limits(
             rate_per_minute=self.rate_per_minute,
@@ -346,7 +485,7 @@ class Settings:
             lease_seconds=self.stream_lease,
         )
 
-    @property
+    @functools.cached_property
     def request_limits(self) -> RequestLimits:
         return RequestLimits(
             max_prompt_chars=self.max_prompt_chars,
@@ -354,7 +493,7 @@ class Settings:
             max_messages=self.max_messages,
             max_predict=self.max_predict,
             max_ctx=self.max_ctx,
-            models_allowed=split_list(self.models_allowed),
+            models_allowed=self.allowed_models,
         )
 
     @classmethod
@@ -364,14 +503,16 @@ class Settings:
         args = build_parser().parse_args(argv)
         types = get_type_hints(cls)
         values: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            raw = None if f.metadata["secret"] else getattr(args, f.name)
-            source = _flag(f.name)
-            if raw is None and f.metadata["env"] in environ:
-                raw, source = environ[f.metadata["env"]], f.metadata["env"]
+        sources: dict[str, str] = {}
+        for f in SETTING_FIELDS:
+            env = str(f.metadata["env"])
+            raw, source = (None if f.metadata["secret"] else getattr(args, f.name)), FLAG
+            if raw is None and env in environ:
+                raw, source = environ[env], ENV
             if raw is not None:
-                values[f.name] = _convert(raw, types[f.name], source)
-        return cls(**values)
+                values[f.name] = _convert(raw, types[f.name], _flag(f.name) if source == FLAG else env)
+                sources[f.name] = source
+        return cls(**values, sources=sources)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -416,12 +557,8 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _describe(name: str) -> str:
-    """How a setting is named in messages: its flag and variable, or the variable alone."""
-    f = _FIELDS[name]
-    if f.metadata["secret"]:
-        return str(f.metadata["env"])
-    return f"{_flag(name)} / {f.metadata['env']}"
+def _one_of(values: Sequence[str]) -> str:
+    return ", ".join(values[:-1]) + " or " + values[-1]
 
 
 def _convert(raw: str, kind: Any, source: str) -> Any:
@@ -442,41 +579,164 @@ def _convert(raw: str, kind: Any, source: str) -> Any:
     return raw
 
 
+# -- the table, as --help and docs/configuration.md show it
+
+SETTING_FIELDS: tuple[dataclasses.Field[Any], ...] = tuple(
+    f for f in dataclasses.fields(Settings) if "env" in f.metadata
+)
+_FIELDS = {f.name: f for f in SETTING_FIELDS}
+_PARSED = (
+    "provider_names",
+    "proxy_networks",
+    "cors",
+    "model_maps",
+    "upstream_headers",
+    "api_key_list",
+    "allowed_models",
+    "local_model_path",
+)
+_SECONDS = {"heartbeat", "shutdown_grace", "provider_cooldown", "stream_lease", "resume_grace", "resume_retention"}
+_PATHS = {"local_model", "static_dir"}
+
+EXAMPLES = (
+    ("python app.py --port 9000", 'serve on another port (with make: make serve ARGS="--port 9000")'),
+    (
+        "python app.py --local-model ~/models/qwen2.5-1.5b-instruct-q4_k_m.gguf",
+        "the built-in runtime with a GGUF chat model of your own",
+    ),
+    (
+        "python app.py --provider ollama,local --ollama-url http://gpu-box:11434 --model llama3.2",
+        "Ollama on another machine, the built-in model while it is down",
+    ),
+)
+
+
+def group_of(f: dataclasses.Field[Any]) -> str:
+    """A setting's group: its own, else that of the setting above it in the table."""
+    group = SERVER
+    for each in SETTING_FIELDS:
+        group = each.metadata["group"] or group
+        if each.name == f.name:
+            break
+    return group
+
+
+def shown_default(f: dataclasses.Field[Any]) -> str:
+    """The default as a person reads it (no machine paths, 'empty' for nothing)."""
+    if f.metadata["shown_default"] is not None:
+        return str(f.metadata["shown_default"])
+    if isinstance(f.default, bool):
+        return "true" if f.default else "false"
+    if f.default == "":
+        return "empty"
+    return str(f.default)
+
+
+def _metavar(f: dataclasses.Field[Any], kind: Any) -> str:
+    if kind is bool:
+        return "BOOL"
+    if kind is int:
+        return "N"
+    if kind is float:
+        return "SECONDS" if "timeout" in f.name or f.name in _SECONDS else "X"
+    if f.name.endswith("_file") or f.name in _PATHS:
+        return "PATH"
+    if f.name.endswith("_url"):
+        return "URL"
+    return "TEXT"
+
+
+def _secrets_of(group: str) -> list[dataclasses.Field[Any]]:
+    return [f for f in SETTING_FIELDS if f.metadata["secret"] and group_of(f) == group]
+
+
 def build_parser() -> argparse.ArgumentParser:
+    examples = "\n".join(f"  {command}\n      {what}" for command, what in EXAMPLES)
     parser = argparse.ArgumentParser(
         prog="llm-sse",
-        description="Stream an LLM's tokens to the browser as Server-Sent Events.",
-        epilog="Every flag can also be set by the environment variable named in its help; a flag wins.\n"
-        "Secrets are read from the environment only (or from the file a *_FILE flag names): "
-        + ", ".join(str(f.metadata["env"]) for f in dataclasses.fields(Settings) if f.metadata["secret"])
-        + ".",
+        usage='%(prog)s [--flag VALUE ...]   (or: python app.py ..., make serve ARGS="...")',
+        description="Stream an LLM's tokens to the browser as Server-Sent Events.\n\n"
+        "Every flag can also be set by the environment variable named in its help; a flag wins.\n"
+        "docs/configuration.md describes every setting.",
+        epilog=f"examples:\n{examples}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         # No prefix matching: "--openrouter-api-key KEY" must be refused, not
         # taken as --openrouter-api-key-file (and the key echoed as a path).
         allow_abbrev=False,
     )
     types = get_type_hints(Settings)
-    for f in dataclasses.fields(Settings):
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for name in GROUPS:
+        secrets = _secrets_of(name)
+        description = None
+        if secrets:
+            names = ", ".join(str(f.metadata["env"]) for f in secrets)
+            description = textwrap.fill(
+                f"Secrets have no flag: {names} come from the environment, or from the file a *_FILE flag names.",
+                width=78,
+            )
+        groups[name] = parser.add_argument_group(name.lower(), description)
+    for f in SETTING_FIELDS:
         if f.metadata["secret"]:
             continue
-        kind = types[f.name]
-        metavar = {
-            bool: "BOOL",
-            int: "N",
-            float: "SECONDS"
-            if "timeout" in f.name
-            or f.name
-            in ("heartbeat", "shutdown_grace", "provider_cooldown", "stream_lease", "resume_grace", "resume_retention")
-            else "X",
-        }.get(kind, "TEXT")
-        parser.add_argument(
+        groups[group_of(f)].add_argument(
             _flag(f.name),
             dest=f.name,
             default=None,
-            metavar=metavar,
-            help=f"{f.metadata['help']} (env {f.metadata['env']}; default: {f.default!r})",
+            metavar=_metavar(f, types[f.name]),
+            help=f"{f.metadata['help']} ({f.metadata['env']}; default: {shown_default(f)})",
         )
     return parser
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+def markdown() -> str:
+    """docs/configuration.md: every setting by group, generated from this table."""
+    out = [
+        "# Configuration",
+        "",
+        "<!-- Generated from sse/settings.py by `make configuration-docs`; edit the table there, not this file. -->",
+        "",
+        "Every setting is a command-line flag and an environment variable: a flag wins over the variable, "
+        "the variable over the default. `python app.py --help` prints the same list; with make, pass flags as "
+        '`make serve ARGS="--port 9000"`. A bad value stops the start with one sentence that names the flag '
+        "or variable that set it.",
+        "",
+        "Secrets (API keys, the Redis URL, which may carry a password) have no flag, since flags show in `ps` "
+        "and in shell history: they come from the environment, or from the file the matching `*_FILE` setting "
+        "names (systemd credentials, Docker and Kubernetes secrets). They never appear in a log line.",
+        "",
+    ]
+    types = get_type_hints(Settings)
+    for name in GROUPS:
+        out += [f"## {name}", "", "| Flag | Environment variable | Default | Meaning |", "| --- | --- | --- | --- |"]
+        for f in SETTING_FIELDS:
+            if group_of(f) != name:
+                continue
+            flag = "(environment only)" if f.metadata["secret"] else f"`{_flag(f.name)} {_metavar(f, types[f.name])}`"
+            meaning = str(f.metadata["help"])
+            if f.metadata["minimum"] is not None:
+                meaning += f"; at least {f.metadata['minimum']}"
+            cells = [flag, f"`{f.metadata['env']}`", _code(shown_default(f)), meaning]
+            cells[3] = cells[3].replace("*", "\\*")  # '*' for any: a star, not emphasis
+            out.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+        out.append("")
+    out += ["## Examples", ""]
+    for command, what in EXAMPLES:
+        out += [f"{what[0].upper()}{what[1:]}:", "", "```sh", command, "```", ""]
+    return "\n".join(out)
+
+
+def _code(text: str) -> str:
+    return text if text == "empty" or " " in text else f"`{text}`"
+
+
+def _main(argv: Sequence[str]) -> int:
+    if list(argv) == ["--markdown"]:
+        sys.stdout.write(markdown())
+        return 0
+    print("usage: python -m sse.settings --markdown   (prints docs/configuration.md)", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

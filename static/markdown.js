@@ -1,21 +1,24 @@
-// A small Markdown renderer for model output, which is untrusted.
+// Markdown of model output, which is untrusted, rendered safely and incrementally.
 //
-// It only ever creates elements from a fixed list and fills them with text
-// nodes: no HTML string is parsed, so `<script>`, `<img onerror=...>` and raw
-// HTML in an answer show up as the text they are.  Links keep their href only
-// for http:, https: and mailto: URLs; anything else (javascript:, data:,
-// relative paths) stays visible as plain text.
+// Parsing is markdown-it's (vendored; CommonMark plus tables, strikethrough
+// and bare links), with raw HTML turned off so `<script>` and `<img
+// onerror=...>` are text.  Turning its tokens into DOM is this module's own
+// job, and it only ever creates elements from a fixed list and fills them
+// with text nodes: no HTML string is ever parsed.  Links keep their href only
+// for absolute http:, https: and mailto: URLs; anything else shows its text.
+// Images become links to the image (the page loads nothing from elsewhere).
 //
-// The subset is what chat answers use: paragraphs, headings, bullet and
-// numbered lists (nested by indentation), block quotes, fenced code blocks,
-// tables, rules; inline code, bold, italic, strikethrough, links and bare
-// URLs.
-//
-// MarkdownView re-renders incrementally while an answer streams: the text is
-// split into blocks, and only blocks whose source changed since the last
-// update (in practice the last one) are rebuilt; a growing code block just
-// gets its text replaced.  Finished blocks are never touched again, so
-// nothing above the cursor flickers, and text in them stays selectable.
+// MarkdownView renders a growing answer: each update re-parses only the text
+// from the start of the last top-level block that may still change, and
+// reconciles the result with what is on screen, so a block (or a list item,
+// a table row) whose source did not change is never touched.  Blocks that
+// are over -- another block has begun on a complete line after them -- are
+// never parsed again.  A growing code block gets its text extended in place
+// and is re-highlighted at most once per completed line, and less often the
+// longer highlighting takes.
+
+import { grammarOf, highlightInto } from "./codehighlight.js";
+import { markdownit } from "./vendored.js";
 
 const SAFE_PROTOCOLS = new Set(["http:", "https:", "mailto:"]);
 
@@ -23,504 +26,454 @@ const SAFE_PROTOCOLS = new Set(["http:", "https:", "mailto:"]);
 export function safeUrl(raw) {
   let url;
   try {
-    url = new URL(raw.trim());
+    url = new URL(String(raw).trim());
   } catch {
     return null;
   }
   return SAFE_PROTOCOLS.has(url.protocol) ? url.href : null;
 }
 
-// -- blocks
-
-const FENCE = /^ {0,3}(`{3,}|~{3,})[ \t]*([^`\s]*)[^`]*$/;
-const HEADING = /^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$/;
-const RULE = /^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$/;
-const QUOTE = /^ {0,3}> ?(.*)$/;
-const ITEM = /^( {0,3})([-*+]|\d{1,9}[.)])([ \t]+(.*)|[ \t]*$)/;
-const TABLE_DELIMITER = /^ {0,3}\|?[ \t]*:?-+:?[ \t]*(\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$/;
-
-const isBlank = (line) => /^[ \t]*$/.test(line);
-const indentOf = (line) => line.match(/^[ \t]*/)[0].replace(/\t/g, "    ").length;
-
-/** Remove up to `count` columns of leading indentation. */
-function dedent(line, count) {
-  let columns = 0;
-  let i = 0;
-  while (i < line.length && columns < count) {
-    if (line[i] === " ") columns += 1;
-    else if (line[i] === "\t") columns += 4;
-    else break;
-    i += 1;
-  }
-  return line.slice(i);
+/**
+ * The page's parser: CommonMark with GFM tables and strikethrough, bare URLs
+ * as links, raw HTML as text, and a newline as a line break (chat answers
+ * mean their newlines).
+ */
+export function createParser(options = {}) {
+  return markdownit({ html: false, linkify: true, breaks: true, typographer: false, ...options });
 }
 
-function startsBlock(line) {
-  return FENCE.test(line) || HEADING.test(line) || RULE.test(line) || QUOTE.test(line) || ITEM.test(line);
+const pageParser = createParser();
+
+/** The parse of `text` as the page does it: markdown-it's token stream. */
+export function parse(text, env = {}, parser = pageParser) {
+  return parser.parse(text, env);
 }
 
-function splitRow(line) {
-  let row = line.trim();
-  if (row.startsWith("|")) row = row.slice(1);
-  if (row.endsWith("|") && !row.endsWith("\\|")) row = row.slice(0, -1);
-  const cells = [];
-  let cell = "";
-  for (let i = 0; i < row.length; i++) {
-    if (row[i] === "\\" && row[i + 1] === "|") {
-      cell += "|";
-      i += 1;
-    } else if (row[i] === "|") {
-      cells.push(cell.trim());
-      cell = "";
+// -- tokens to a tree of blocks
+
+/** Nest markdown-it's flat token list: `{token, children}`, children null for a leaf token. */
+export function blockTree(tokens) {
+  const root = { token: null, children: [] };
+  const stack = [root];
+  for (const token of tokens) {
+    const parent = stack[stack.length - 1];
+    if (token.nesting === 1) {
+      const node = { token, children: [] };
+      parent.children.push(node);
+      stack.push(node);
+    } else if (token.nesting === -1) {
+      if (stack.length > 1) stack.pop();
     } else {
-      cell += row[i];
+      parent.children.push({ token, children: null });
     }
   }
-  cells.push(cell.trim());
-  return cells;
+  return root.children;
 }
+
+// Containers: their children are reconciled one by one.
+const CONTAINERS = {
+  blockquote_open: "blockquote",
+  bullet_list_open: "ul",
+  ordered_list_open: "ol",
+  list_item_open: "li",
+  table_open: "table",
+  thead_open: "thead",
+  tbody_open: "tbody",
+  tr_open: "tr",
+};
+// Blocks whose one child is inline content: rebuilt whole when it changes.
+const TEXT_BLOCKS = new Set(["paragraph_open", "heading_open", "th_open", "td_open"]);
+const INLINE_TAGS = { em_open: "em", strong_open: "strong", s_open: "del" };
+const ALIGN = /^text-align:(left|center|right)$/;
+
+const inlineOf = (node) => node.children?.find((child) => child.token.type === "inline")?.token ?? null;
 
 /**
- * Split Markdown into blocks.  Each block has a `kind`, a `key` (its
- * source, so an unchanged block can be recognised) and what rendering needs.
+ * What identifies a rendered block: equal signatures render to the same DOM.
+ * Text that may hold a reference link depends on the definitions known too.
  */
-export function parseBlocks(text) {
-  const lines = text.replace(/\r\n?/g, "\n").split("\n");
-  const blocks = [];
-  let i = 0;
-  const take = (kind, start, fields) => {
-    blocks.push({ kind, key: `${kind}\u0000${lines.slice(start, i).join("\n")}`, ...fields });
-  };
-  while (i < lines.length) {
-    const line = lines[i];
-    const start = i;
-    if (isBlank(line)) {
-      i += 1;
-      continue;
+function signature(node, references) {
+  const { token } = node;
+  if (TEXT_BLOCKS.has(token.type)) {
+    const content = inlineOf(node)?.content ?? "";
+    const refs = content.includes("]") ? references : "";
+    return `${token.tag}\u0000${token.hidden}\u0000${token.attrGet("style") ?? ""}\u0000${content}\u0000${refs}`;
+  }
+  if (token.type in CONTAINERS) return `${token.tag}\u0000${token.attrGet("start") ?? ""}`;
+  if (token.type === "fence" || token.type === "code_block") return `code\u0000${langOf(token)}`;
+  return `${token.type}\u0000${token.content}`;
+}
+
+/** A fence's language: the first word of its info string, its escapes and entities resolved. */
+function langOf(token) {
+  if (token.type !== "fence") return "";
+  return pageParser.utils.unescapeAll(token.info).trim().split(/\s+/)[0];
+}
+
+// -- rendering
+
+/**
+ * Builds DOM from tokens with the page's rules.  `options`: `headingOffset`
+ * (added to heading levels; the page's answers sit under its h1 and h2),
+ * `linkPolicy` (href -> the href to use, or null for none), `breaks` (soft
+ * line breaks as <br>), `highlight` (syntax-highlight code blocks).
+ */
+class Builder {
+  constructor(doc, { headingOffset = 2, linkPolicy = safeUrl, breaks = true, highlight = true } = {}) {
+    this.doc = doc;
+    this.headingOffset = headingOffset;
+    this.linkPolicy = linkPolicy;
+    this.breaks = breaks;
+    this.highlight = highlight;
+    this.references = ""; // the link reference definitions the text is rendered with (referencesKey)
+  }
+
+  element(tag, className) {
+    const node = this.doc.createElement(tag);
+    if (className) node.className = className;
+    return node;
+  }
+
+  text(value) {
+    return this.doc.createTextNode(value);
+  }
+
+  /** A block's record: `{sig, nodes, element, children, code}`. */
+  block(node) {
+    const { token } = node;
+    const sig = signature(node, this.references);
+    if (token.type in CONTAINERS) {
+      const element = this.element(CONTAINERS[token.type]);
+      let outer = element;
+      if (token.type === "ordered_list_open") {
+        const start = token.attrGet("start");
+        if (start !== null) element.setAttribute("start", String(Number.parseInt(start, 10)));
+      }
+      if (token.type === "table_open") {
+        outer = this.element("div", "table-wrap");
+        outer.append(element);
+      }
+      const children = node.children.map((child) => this.block(child));
+      for (const child of children) element.append(...child.nodes);
+      return { sig, nodes: [outer], element, children };
     }
-    let match = FENCE.exec(line);
-    if (match) {
-      const fence = match[1];
-      const indent = indentOf(line);
-      const body = [];
-      let closed = false;
-      i += 1;
-      while (i < lines.length) {
-        const close = /^ {0,3}(`{3,}|~{3,})[ \t]*$/.exec(lines[i]);
-        if (close && close[1][0] === fence[0] && close[1].length >= fence.length) {
-          closed = true;
-          i += 1;
+    if (TEXT_BLOCKS.has(token.type)) {
+      const inline = inlineOf(node);
+      if (token.type === "paragraph_open" && token.hidden) {
+        // A tight list's paragraph: its text sits in the list item itself.
+        const box = this.doc.createDocumentFragment();
+        if (inline) this.inline(inline.children ?? [], box);
+        return { sig, nodes: [...box.childNodes], element: null, children: null };
+      }
+      let tag = token.tag;
+      if (token.type === "heading_open") tag = `h${Math.min(Number(token.tag.slice(1)) + this.headingOffset, 6)}`;
+      const element = this.element(tag);
+      const align = ALIGN.exec(token.attrGet("style") ?? "");
+      if (align) element.className = `align-${align[1]}`;
+      if (inline) this.inline(inline.children ?? [], element);
+      return { sig, nodes: [element], element, children: null };
+    }
+    if (token.type === "fence" || token.type === "code_block") {
+      const code = new CodeBlock(this, langOf(token));
+      code.set(token.content, false);
+      return { sig, nodes: [code.wrap], element: null, children: null, code };
+    }
+    if (token.type === "hr") return { sig, nodes: [this.element("hr")], element: null, children: null };
+    // Anything else (raw HTML is off, so nothing expected): its source, as text.
+    const p = this.element("p");
+    p.append(this.text(token.content));
+    return { sig, nodes: token.content ? [p] : [], element: null, children: null };
+  }
+
+  /** Append inline tokens to `parent` as elements from a fixed list and text nodes. */
+  inline(tokens, parent) {
+    const stack = [parent];
+    let linkDepth = 0;
+    for (const token of tokens) {
+      const top = stack[stack.length - 1];
+      switch (token.type) {
+        case "text":
+          top.append(this.text(token.content));
+          break;
+        case "softbreak":
+          top.append(this.breaks ? this.element("br") : this.text("\n"));
+          break;
+        case "hardbreak":
+          top.append(this.element("br"));
+          break;
+        case "code_inline": {
+          const code = this.element("code");
+          code.textContent = token.content;
+          top.append(code);
           break;
         }
-        body.push(dedent(lines[i], indent));
-        i += 1;
+        case "em_open":
+        case "strong_open":
+        case "s_open": {
+          const element = this.element(INLINE_TAGS[token.type]);
+          top.append(element);
+          stack.push(element);
+          break;
+        }
+        case "link_open": {
+          const href = linkDepth ? null : this.linkPolicy(token.attrGet("href") ?? "");
+          linkDepth += 1;
+          if (href === null) {
+            stack.push(top); // not a link we follow: its text stays, unlinked
+            break;
+          }
+          const a = this.link(href, token.attrGet("title"));
+          top.append(a);
+          stack.push(a);
+          break;
+        }
+        case "link_close":
+          linkDepth -= 1;
+          if (stack.length > 1) stack.pop();
+          break;
+        case "em_close":
+        case "strong_close":
+        case "s_close":
+          if (stack.length > 1) stack.pop();
+          break;
+        case "image": {
+          // No image is loaded from an answer: it becomes a link to the image.
+          const href = linkDepth ? null : this.linkPolicy(token.attrGet("src") ?? "");
+          const alt = token.content || token.attrGet("src") || "";
+          if (href === null) {
+            top.append(this.text(alt));
+          } else {
+            const a = this.link(href, token.attrGet("title"));
+            a.className = "image-link";
+            a.append(this.text(alt || href));
+            top.append(a);
+          }
+          break;
+        }
+        default:
+          if (token.content) top.append(this.text(token.content));
       }
-      take("code", start, { lang: match[2] || "", code: body.join("\n"), closed });
-      continue;
     }
-    match = HEADING.exec(line);
-    if (match) {
-      i += 1;
-      take("heading", start, { level: match[1].length, text: match[2] || "" });
-      continue;
-    }
-    if (RULE.test(line)) {
-      i += 1;
-      take("rule", start, {});
-      continue;
-    }
-    if (QUOTE.test(line)) {
-      const inner = [];
-      while (i < lines.length && QUOTE.test(lines[i])) {
-        inner.push(QUOTE.exec(lines[i])[1]);
-        i += 1;
-      }
-      take("quote", start, { children: parseBlocks(inner.join("\n")) });
-      continue;
-    }
-    match = ITEM.exec(line);
-    if (match) {
-      const list = parseList(lines, i);
-      i = list.end;
-      take("list", start, list.fields);
-      continue;
-    }
-    if (line.includes("|") && i + 1 < lines.length && TABLE_DELIMITER.test(lines[i + 1]) && lines[i + 1].includes("-")) {
-      const header = splitRow(line);
-      const align = splitRow(lines[i + 1]).map((cell) => {
-        const left = cell.startsWith(":");
-        const right = cell.endsWith(":");
-        return left && right ? "center" : right ? "right" : left ? "left" : "";
-      });
-      const rows = [];
-      i += 2;
-      while (i < lines.length && !isBlank(lines[i]) && lines[i].includes("|")) {
-        rows.push(splitRow(lines[i]));
-        i += 1;
-      }
-      take("table", start, { header, align, rows });
-      continue;
-    }
-    // A paragraph: until a blank line or the start of another block.
-    const body = [line];
-    i += 1;
-    while (i < lines.length && !isBlank(lines[i]) && !startsBlock(lines[i])) {
-      body.push(lines[i]);
-      i += 1;
-    }
-    take("paragraph", start, { text: body.map((l) => l.trim()).join("\n") });
   }
-  return blocks;
-}
 
-/** A list starting at `lines[start]`: its items, each parsed as blocks. */
-function parseList(lines, start) {
-  const kindOf = (item) => (/\d/.test(item[2]) ? item[2].slice(-1) : item[2]); // "." or ")" or the bullet
-  const first = ITEM.exec(lines[start]);
-  const kind = kindOf(first);
-  const ordered = /\d/.test(first[2]);
-  const baseIndent = indentOf(lines[start]);
-  // A sibling item sits at the first item's indentation (give or take a
-  // space); anything indented further belongs to the current item.
-  const sibling = (line) => {
-    const item = ITEM.exec(line);
-    return item && indentOf(line) <= baseIndent + 1 ? item : null;
-  };
-  const items = [];
-  let loose = false;
-  let current = null;
-  let contentIndent = 0;
-  let i = start;
-  while (i < lines.length) {
-    const line = lines[i];
-    const item = sibling(line);
-    if (item) {
-      if (kindOf(item) !== kind) break;
-      current = [item[4] ?? ""];
-      items.push(current);
-      contentIndent = item[1].length + item[2].length + 1;
-      i += 1;
-      continue;
-    }
-    if (isBlank(line)) {
-      // After blank lines the list goes on only with more of it.
-      let next = i + 1;
-      while (next < lines.length && isBlank(lines[next])) next += 1;
-      if (next >= lines.length) break;
-      const nextItem = sibling(lines[next]);
-      if (nextItem ? kindOf(nextItem) !== kind : indentOf(lines[next]) <= baseIndent) break;
-      loose = true;
-      for (; i < next; i++) current.push("");
-      continue;
-    }
-    const indent = indentOf(line);
-    if (indent > baseIndent) {
-      current.push(dedent(line, Math.min(indent, contentIndent)));
-      i += 1;
-      continue;
-    }
-    // A lazy continuation of the item's paragraph, unless another block starts.
-    if (startsBlock(line) || isBlank(current[current.length - 1])) break;
-    current.push(line.trim());
-    i += 1;
+  link(href, title) {
+    const a = this.element("a");
+    a.setAttribute("href", href);
+    if (title) a.setAttribute("title", title);
+    a.setAttribute("rel", "noopener noreferrer nofollow");
+    a.setAttribute("target", "_blank");
+    return a;
   }
-  return {
-    end: i,
-    fields: {
-      ordered,
-      start: ordered ? Number.parseInt(first[2], 10) : null,
-      loose,
-      items: items.map((item) => parseBlocks(item.join("\n"))),
-    },
-  };
-}
-
-// -- inline
-
-const PUNCTUATION = /[!-/:-@[-`{-~]/;
-// Sticky patterns, matched at a position without copying the rest of the text.
-const BARE_URL = /(?:https?:\/\/|mailto:)[^\s<>]*[^\s<>.,;:!?'")\]*_~]/y;
-const AUTOLINK = /<((?:https?|mailto):[^\s<>]+)>/y;
-const BACKTICKS = /`+/y;
-const DELIMITER_RUN = /([*_~])\1*/y;
-
-function matchAt(pattern, text, index) {
-  pattern.lastIndex = index;
-  return pattern.exec(text);
-}
-
-function element(tag, className) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  return node;
-}
-
-/** Find the closing `delimiter` of an emphasis opened just before `from`. */
-function findClose(text, delimiter, from) {
-  let j = text.indexOf(delimiter, from);
-  while (j !== -1) {
-    const inside = text[j - 1];
-    const after = text[j + delimiter.length];
-    const wordAfter = delimiter[0] === "_" && after !== undefined && /\w/.test(after);
-    if (j > from && !/\s/.test(inside) && !wordAfter && text[j - 1] !== "\\") return j;
-    j = text.indexOf(delimiter, j + 1);
-  }
-  return -1;
-}
-
-/** Parse `[label](url)` at `i` (or `![alt](url)` at `i - 1`); null when it is not one. */
-function parseLink(text, i) {
-  let depth = 0;
-  let j = i;
-  for (; j < text.length; j++) {
-    if (text[j] === "\\") j += 1;
-    else if (text[j] === "[") depth += 1;
-    else if (text[j] === "]" && --depth === 0) break;
-  }
-  if (j >= text.length || text[j + 1] !== "(") return null;
-  let k = j + 2;
-  let parens = 1;
-  for (; k < text.length; k++) {
-    if (text[k] === "(") parens += 1;
-    else if (text[k] === ")" && --parens === 0) break;
-  }
-  if (k >= text.length) return null;
-  const target = text.slice(j + 2, k).trim();
-  const href = target.replace(/\s+"[^"]*"$|\s+'[^']*'$/, "").replace(/^<(.*)>$/, "$1");
-  if (/\s/.test(href)) return null; // not a link destination: leave the text as written
-  return { label: text.slice(i + 1, j), href, end: k + 1 };
-}
-
-function link(href, label, parent, inLink) {
-  const url = safeUrl(href);
-  if (!url || inLink) return false;
-  const a = element("a");
-  a.href = url;
-  a.rel = "noopener noreferrer nofollow";
-  a.target = "_blank";
-  renderInline(label || url, a, true);
-  parent.append(a);
-  return true;
 }
 
 /**
- * Append the inline content of `text` to `parent`, as elements and text
- * nodes only.  Newlines become line breaks (chat answers mean them).
+ * A code block on screen: a bar with its language and a Copy button, then the
+ * code.  While it grows, new text goes into a plain text node after the
+ * highlighted part, and the complete lines are highlighted again as they
+ * arrive: at every line while the block is small, every n lines for a block
+ * of n * 2,000 characters, so the work per line stays about the same however
+ * long the block grows.
  */
-export function renderInline(text, parent, inLink = false) {
-  let plain = "";
-  const flush = () => {
-    if (plain) parent.append(document.createTextNode(plain));
-    plain = "";
-  };
-  let i = 0;
-  while (i < text.length) {
-    const c = text[i];
-    if (c === "\\" && i + 1 < text.length && PUNCTUATION.test(text[i + 1])) {
-      plain += text[i + 1];
-      i += 2;
-      continue;
-    }
-    if (c === "\n") {
-      flush();
-      parent.append(element("br"));
-      i += 1;
-      continue;
-    }
-    if (c === "`") {
-      const run = matchAt(BACKTICKS, text, i)[0];
-      const close = text.indexOf(run, i + run.length);
-      if (close !== -1) {
-        flush();
-        const code = element("code");
-        let content = text.slice(i + run.length, close).replace(/\n/g, " ");
-        if (/^ .* $/.test(content) && content.trim()) content = content.slice(1, -1);
-        code.textContent = content;
-        parent.append(code);
-        i = close + run.length;
-        continue;
-      }
-      plain += run;
-      i += run.length;
-      continue;
-    }
-    if (c === "*" || c === "_" || c === "~") {
-      const double = text[i + 1] === c;
-      const delimiter = c === "~" ? (double ? "~~" : null) : double ? c + c : c;
-      const leftFlanking = delimiter && text[i + delimiter.length] && !/\s/.test(text[i + delimiter.length]);
-      const wordBefore = c === "_" && i > 0 && /\w/.test(text[i - 1]);
-      if (delimiter && leftFlanking && !wordBefore) {
-        const close = findClose(text, delimiter, i + delimiter.length);
-        if (close !== -1) {
-          flush();
-          const tag = c === "~" ? "del" : delimiter.length === 2 ? "strong" : "em";
-          const node = element(tag);
-          renderInline(text.slice(i + delimiter.length, close), node, inLink);
-          parent.append(node);
-          i = close + delimiter.length;
-          continue;
-        }
-      }
-      const run = matchAt(DELIMITER_RUN, text, i)[0];
-      plain += run;
-      i += run.length;
-      continue;
-    }
-    if (c === "[" || (c === "!" && text[i + 1] === "[")) {
-      const open = c === "!" ? i + 1 : i;
-      const parsed = parseLink(text, open);
-      if (parsed) {
-        flush();
-        if (!link(parsed.href, parsed.label, parent, inLink)) {
-          // Not a link we follow: show exactly what the model wrote.
-          plain += text.slice(i, parsed.end);
-        }
-        i = parsed.end;
-        continue;
-      }
-    }
-    if (c === "<") {
-      const auto = matchAt(AUTOLINK, text, i);
-      if (auto && !inLink) {
-        flush();
-        if (link(auto[1], "", parent, inLink)) {
-          i += auto[0].length;
-          continue;
-        }
-      }
-    }
-    if ((c === "h" || c === "m") && !inLink && (i === 0 || /[\s(]/.test(text[i - 1]))) {
-      const bare = matchAt(BARE_URL, text, i);
-      if (bare) {
-        flush();
-        if (link(bare[0], "", parent, inLink)) {
-          i += bare[0].length;
-          continue;
-        }
-      }
-    }
-    plain += c;
-    i += 1;
+class CodeBlock {
+  constructor(builder, lang) {
+    this.lang = lang;
+    this.highlight = builder.highlight && grammarOf(lang) !== null;
+    this.wrap = builder.element("div", "code-block");
+    const bar = builder.element("div", "code-bar");
+    const label = builder.element("span", "code-lang");
+    label.textContent = lang || "code";
+    const copy = builder.element("button", "copy");
+    copy.setAttribute("type", "button");
+    copy.textContent = "Copy";
+    copy.setAttribute("aria-label", lang ? `Copy ${lang} code` : "Copy code");
+    bar.append(label, copy);
+    const pre = builder.element("pre");
+    this.code = builder.element("code");
+    const safeLang = lang.replace(/[^\p{L}\p{N}_#+.-]/gu, "");
+    if (safeLang) this.code.className = `language-${safeLang}`;
+    pre.append(this.code);
+    this.wrap.append(bar, pre);
+    this.text = "";
+    this.highlighted = ""; // the prefix of `text` shown highlighted
+    this.tail = null; // the text node after it
   }
-  flush();
-}
 
-// -- rendering blocks
-
-/** Build the DOM of one block; `parts` receives handles for in-place updates. */
-export function renderBlock(block, parts = {}) {
-  switch (block.kind) {
-    case "paragraph": {
-      const p = element("p");
-      renderInline(block.text, p);
-      return p;
-    }
-    case "heading": {
-      // Answers sit under the page's h1 and each turn's h2.
-      const h = element(`h${Math.min(block.level + 2, 6)}`);
-      renderInline(block.text, h);
-      return h;
-    }
-    case "rule":
-      return element("hr");
-    case "quote": {
-      const quote = element("blockquote");
-      for (const child of block.children) quote.append(renderBlock(child));
-      return quote;
-    }
-    case "list": {
-      const list = element(block.ordered ? "ol" : "ul");
-      if (block.ordered && block.start !== 1) list.start = block.start;
-      for (const item of block.items) {
-        const li = element("li");
-        if (!block.loose && item.length && item[0].kind === "paragraph") {
-          // A tight list: the item's first paragraph is not wrapped in <p>.
-          renderInline(item[0].text, li);
-          for (const child of item.slice(1)) li.append(renderBlock(child));
-        } else {
-          for (const child of item) li.append(renderBlock(child));
-        }
-        list.append(li);
+  /** Show `text`; `final` when the block is complete (highlight it all, now). */
+  set(text, final) {
+    if (text === this.text && (!final || this.highlighted === text)) return;
+    if (this.highlight && text.startsWith(this.highlighted)) {
+      const complete = final ? text : text.slice(0, text.lastIndexOf("\n") + 1);
+      const newLines = lineCount(complete.slice(this.highlighted.length));
+      const every = Math.max(1, Math.floor(complete.length / 2000));
+      if (complete.length > this.highlighted.length && (final || newLines >= every)) {
+        highlightInto(this.code, complete, this.lang);
+        this.highlighted = complete;
+        this.tail = null;
       }
-      return list;
+    } else if (this.highlight) {
+      highlightInto(this.code, text.slice(0, text.lastIndexOf("\n") + 1), this.lang);
+      this.highlighted = text.slice(0, text.lastIndexOf("\n") + 1);
+      this.tail = null;
     }
-    case "table": {
-      const wrap = element("div", "table-wrap");
-      const table = element("table");
-      const head = element("thead");
-      const headRow = element("tr");
-      block.header.forEach((cell, n) => headRow.append(tableCell("th", cell, block.align[n])));
-      head.append(headRow);
-      table.append(head);
-      const body = element("tbody");
-      for (const row of block.rows) {
-        const tr = element("tr");
-        block.header.forEach((_, n) => tr.append(tableCell("td", row[n] ?? "", block.align[n])));
-        body.append(tr);
-      }
-      table.append(body);
-      wrap.append(table);
-      return wrap;
+    if (!text.startsWith(this.highlighted)) {
+      this.code.replaceChildren();
+      this.highlighted = "";
+      this.tail = null;
     }
-    case "code": {
-      const wrap = element("div", "code-block");
-      const bar = element("div", "code-bar");
-      const lang = element("span", "code-lang");
-      lang.textContent = block.lang || "code";
-      const copy = element("button", "copy");
-      copy.type = "button";
-      copy.textContent = "Copy";
-      copy.setAttribute("aria-label", block.lang ? `Copy ${block.lang} code` : "Copy code");
-      bar.append(lang, copy);
-      const pre = element("pre");
-      const code = element("code");
-      if (block.lang) code.className = `language-${block.lang.replace(/[^\w#+.-]/g, "")}`;
-      code.textContent = block.code;
-      pre.append(code);
-      wrap.append(bar, pre);
-      parts.code = code;
-      return wrap;
+    const rest = text.slice(this.highlighted.length);
+    if (!this.tail) {
+      this.tail = this.code.ownerDocument.createTextNode(rest);
+      this.code.append(this.tail);
+    } else if (this.tail.data !== rest) {
+      this.tail.data = rest;
     }
-    default:
-      throw new Error(`unknown block kind ${block.kind}`);
+    this.text = text;
   }
 }
 
-function tableCell(tag, text, align) {
-  const cell = element(tag, align ? `align-${align}` : "");
-  renderInline(text, cell);
-  return cell;
+/** Put `node`s in place of `before` (or at the end of `parent`). */
+function insertAll(parent, nodes, before) {
+  for (const node of nodes) parent.insertBefore(node, before);
+}
+
+function firstNodeFrom(records, index) {
+  for (let i = index; i < records.length; i++) if (records[i].nodes.length) return records[i].nodes[0];
+  return null;
+}
+
+/**
+ * Make `parent`'s rendered `records` show `nodes`: records whose signature
+ * is unchanged are kept as they are (containers recurse), a code block of
+ * the same language grows in place, anything else is rebuilt in its place.
+ */
+function reconcile(builder, parent, records, nodes) {
+  const result = [];
+  nodes.forEach((node, index) => {
+    const old = records[index];
+    const sig = signature(node, builder.references);
+    if (old && old.sig === sig) {
+      if (old.children && node.children) old.children = reconcile(builder, old.element, old.children, node.children);
+      if (old.code) old.code.set(node.token.content, false);
+      result.push(old);
+      return;
+    }
+    const fresh = builder.block(node);
+    const before = old ? firstNodeFrom(records, index) : null;
+    insertAll(parent, fresh.nodes, before);
+    if (old) for (const stale of old.nodes) stale.remove();
+    result.push(fresh);
+  });
+  for (const stale of records.slice(nodes.length)) for (const node of stale.nodes) node.remove();
+  return result;
+}
+
+function finishCode(records) {
+  for (const record of records) {
+    if (record.code) record.code.set(record.code.text, true);
+    if (record.children) finishCode(record.children);
+  }
+}
+
+/** The link reference definitions of a parse, as one string to compare. */
+function referencesKey(env) {
+  const refs = env.references ?? {};
+  return Object.keys(refs)
+    .sort()
+    .map((label) => `${label}\u0000${refs[label].href}\u0000${refs[label].title}`)
+    .join("\u0001");
+}
+
+function lineCount(text) {
+  let count = 0;
+  for (let i = text.indexOf("\n"); i !== -1; i = text.indexOf("\n", i + 1)) count += 1;
+  return count;
+}
+
+function offsetOfLine(text, line) {
+  let offset = 0;
+  for (let n = 0; n < line; n++) offset = text.indexOf("\n", offset) + 1;
+  return offset;
 }
 
 /**
  * The rendered Markdown of one growing text, updated in place.
  *
  *   const view = new MarkdownView(container);
- *   view.update(textSoFar);   // as often as tokens arrive
+ *   view.update(textSoFar);   // as often as text arrives (the page: once per frame)
+ *   view.finish();            // the text is complete: highlight what is left
+ *
+ * `options`: `parser` (a markdown-it instance; default the page's), and the
+ * builder's `headingOffset`, `linkPolicy`, `breaks`, `highlight`.
  */
 export class MarkdownView {
-  constructor(container) {
+  constructor(container, options = {}) {
     this.container = container;
-    this.rendered = []; // {key, kind, lang, node, code}
+    this.parser = options.parser ?? pageParser;
+    this.builder = new Builder(container.ownerDocument, options);
+    this.reset();
+  }
+
+  reset() {
+    this.container.replaceChildren();
+    this.text = "";
+    this.stableEnd = 0; // the text before this offset is over: never parsed again...
+    this.env = {}; // ...but its link reference definitions are kept
+    this.settled = []; // records of the blocks before stableEnd
+    this.live = []; // records of the blocks after it
+    this.builder.references = "";
   }
 
   update(text) {
-    const blocks = parseBlocks(text);
-    blocks.forEach((block, n) => {
-      const old = this.rendered[n];
-      if (old && old.key === block.key) return;
-      if (old && old.kind === "code" && block.kind === "code" && old.lang === block.lang) {
-        // A code block growing line by line: keep its frame and copy button.
-        old.code.textContent = block.code;
-        old.key = block.key;
-        return;
-      }
-      const parts = {};
-      const node = renderBlock(block, parts);
-      if (old) this.container.replaceChild(node, old.node);
-      else this.container.append(node);
-      this.rendered[n] = { key: block.key, kind: block.kind, lang: block.lang, node, code: parts.code };
-    });
-    for (const stale of this.rendered.splice(blocks.length)) stale.node.remove();
+    if (text.includes("\r")) text = text.replace(/\r\n?/g, "\n");
+    if (text === this.text) return;
+    if (this.stableEnd && !text.startsWith(this.text.slice(0, this.stableEnd))) this.reset();
+    const tail = text.slice(this.stableEnd);
+    const env = { references: { ...this.env.references } };
+    let nodes = blockTree(this.parser.parse(tail, env));
+    const references = referencesKey(env);
+    if (references !== this.builder.references) {
+      // A link definition arrived (or changed): a link above may use it.  Parse
+      // it all once more; only text blocks with a "]" in them can be rebuilt.
+      this.builder.references = references;
+      const all = blockTree(this.parser.parse(text, {}));
+      const records = reconcile(this.builder, this.container, [...this.settled, ...this.live], all);
+      this.env = {};
+      this.settled = [];
+      this.live = records;
+      this.stableEnd = 0;
+      nodes = all;
+    } else {
+      this.live = reconcile(this.builder, this.container, this.live, nodes);
+    }
+    this.text = text;
+    this.settle(nodes, text.slice(this.stableEnd));
   }
+
+  /** Blocks before the last one that begins on a complete line are over: keep them out of the next parse. */
+  settle(nodes, tail) {
+    const lastLine = lineCount(tail);
+    let k = nodes.length - 1;
+    while (k > 0 && !(nodes[k].token.map && nodes[k].token.map[0] < lastLine)) k -= 1;
+    if (k <= 0) return;
+    const offset = offsetOfLine(tail, nodes[k].token.map[0]);
+    const over = tail.slice(0, offset);
+    if (over.includes("]:")) this.parser.parse(over, this.env); // collects its reference definitions
+    finishCode(this.live.slice(0, k));
+    this.settled.push(...this.live.slice(0, k));
+    this.live = this.live.slice(k);
+    this.stableEnd += offset;
+  }
+
+  /** The text is complete: finish highlighting its code blocks. */
+  finish() {
+    finishCode(this.live);
+  }
+}
+
+/** Render `text` whole into `container` (a stored answer, a user's message). */
+export function renderMarkdown(container, text, options) {
+  const view = new MarkdownView(container, options);
+  view.update(text);
+  view.finish();
+  return view;
 }

@@ -22,25 +22,72 @@ export function retryPhrase(seconds) {
   return hours === 1 ? "Try again in about an hour." : `Try again in about ${hours} hours.`;
 }
 
-/** What to tell the user about a failed chat, in plain words. */
-export function describeError(error) {
+/** "the limit is 32000" -> "the limit is 32,000": counts of four digits or more get separators. */
+export function withSeparators(text) {
+  return String(text).replace(/(?<![\w.:,/-])\d{4,}(?![\w.:,/-])/g, (digits) => Number(digits).toLocaleString("en-US"));
+}
+
+const MESSAGE_FIELD = /^messages\[(\d+)\]\.content$/;
+const SIZE = /has (\d+) characters; the limit is (\d+)/;
+
+/** Field paths are for programs: "messages[0].content must ..." -> "a message must ...". */
+function withoutFieldPaths(text) {
+  return String(text)
+    .replace(/'?messages\[\d+\]\.content'?/g, "a message")
+    .replace(/'?messages\[\d+\]\.role'?/g, "a message's role")
+    .replace(/'?messages\[\d+\]'?/g, "a message");
+}
+
+/**
+ * True when the conversation itself has outgrown what the server or the
+ * model takes: only a new chat goes on from there.
+ */
+export function needsNewChat(error) {
+  if (!(error instanceof ChatError)) return false;
+  if (error.code === "input_too_long") return !MESSAGE_FIELD.test(error.field ?? "") && error.field !== "prompt";
+  return /context (length|window|size)|maximum context|too many tokens/i.test(error.message ?? "");
+}
+
+/** A message that is too long, or a conversation that outgrew its limits, in plain words. */
+function describeTooLong(error) {
+  const size = SIZE.exec(error.message ?? "");
+  if (size && (MESSAGE_FIELD.test(error.field ?? "") || error.field === "prompt")) {
+    const [, have, limit] = size.map(Number);
+    return `A message is too long: ${withSeparators(have)} characters, and the limit is ${withSeparators(limit)}. Shorten it or split it.`;
+  }
+  const entries = /has (\d+) entries; the limit is (\d+)/.exec(error.message ?? "");
+  if (error.field === "messages" && entries) {
+    const [, have, limit] = entries.map(Number);
+    return `This conversation has ${withSeparators(have)} messages, and the server takes at most ${withSeparators(limit)}. Start a new chat to go on.`;
+  }
+  return `This conversation no longer fits the model's memory (${withSeparators(error.message)}). Start a new chat to go on.`;
+}
+
+/**
+ * What to tell the user about a failed chat, in plain words.  With
+ * `countdown`, the retry time is left out (the page counts it down itself).
+ */
+export function describeError(error, { countdown = false } = {}) {
   if (!(error instanceof ChatError)) {
     return `Something went wrong in this page: ${error?.message ?? error}`;
   }
+  if (error.code === "input_too_long") return describeTooLong(error);
   if (error.code === "network_error") {
     return error.phase === "request"
       ? "Could not reach the server. Check the connection and try again."
       : "The connection to the server broke off; the answer above is incomplete.";
   }
-  const retry = retryPhrase(error.retryAfter);
+  const retry = countdown ? "" : retryPhrase(error.retryAfter);
+  const said = withSeparators(withoutFieldPaths(error.message));
   if (error.phase === "stream") {
-    return `The answer stopped early: ${sentence(error.message)} ${retry}`.trim();
+    return `The answer stopped early: ${sentence(said)} ${retry}`.trim();
   }
-  // Statuses whose messages can be terse get a plain-words lead.
-  const lead = { 401: "Not signed in:", 403: "Not allowed:", 429: "Rate limited:" }[error.status];
+  // Statuses whose messages can be terse get a plain-words lead (a 429's
+  // message says what happened already: no "Rate limited: Too many requests").
+  const lead = { 401: "Not signed in:", 403: "Not allowed:" }[error.status];
   // With a retry time the page says exactly when; the server's own vaguer
   // "...; try again shortly" would only repeat it.
-  const message = sentence(retry ? withoutRetryAdvice(error.message) : error.message);
+  const message = sentence(error.retryAfter != null ? withoutRetryAdvice(said) : said);
   return [lead ? `${lead} ${message}` : message, retry].filter(Boolean).join(" ");
 }
 

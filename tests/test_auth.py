@@ -113,7 +113,7 @@ def test_the_process_exits_2_when_the_key_file_cannot_be_read(tmp_path):
         stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 2
-    assert "cannot read" in result.stderr
+    assert f"--api-keys-file: cannot read {tmp_path / 'absent'}" in result.stderr  # the flag that was given
 
 
 def test_a_short_key_in_the_environment_fails_at_start_naming_the_variable():

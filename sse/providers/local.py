@@ -1,10 +1,14 @@
 """The ``local`` provider: the built-in model, in this process, so llm-sse runs with no model server.
 
+The model is the bundled demo (SmolLM2-135M-Instruct) unless a GGUF file is
+given (``LLM_SSE_LOCAL_MODEL``); ``sse.providers.llamacpp`` reads the file's
+metadata first, so a wrong file is refused with a sentence, before loading.
+
 The model (``sse.providers.llamacpp``) computes in one worker thread of its
 own; this module is the event loop's side of it:
 
 * **Loading happens once, at start-up** (``start``), in the worker thread.
-  The weights are ~100 MB and load in well under a second, so nothing is won
+  The bundled weights are ~100 MB and load in well under a second, so nothing is won
   by deferring; in exchange, a missing or broken file stops the service at
   start-up with a clear message instead of failing its first user, and the
   first answer does not pay for the load.  ``readiness`` (``/readyz``) says
@@ -37,6 +41,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from ..chat import ChatRequest
 from ..errors import ApiError, ModelNotFound, UpstreamError
@@ -44,13 +49,19 @@ from ..events import Done, Event, StreamError, coalesce
 from .base import ModelInfo, Readiness, StartupError
 from .llamacpp import (
     DEFAULT_MAX_TOKENS,
+    DEMO_NOTE,
     MODEL_DETAILS,
     MODEL_NAME,
+    REQUIREMENTS,
+    RUNTIME,
     Generation,
+    GgufError,
+    GgufInfo,
     LlamaModel,
     Sampling,
     locate_weights,
     missing_requirements,
+    read_gguf,
 )
 
 log = logging.getLogger("llm_sse.local")
@@ -80,8 +91,9 @@ class ModelBusy(UpstreamError):
 class WaitQueue:
     """One holder at a time; at most ``limit`` waiters, served in arrival order."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, model: str = MODEL_NAME) -> None:
         self.limit = limit
+        self.model = model
         self.busy = False
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._idle = asyncio.Event()
@@ -99,7 +111,7 @@ class WaitQueue:
             return
         if len(self._waiters) >= self.limit:
             raise ModelBusy(
-                f"{MODEL_NAME} is answering another request and {len(self._waiters)} more are waiting; "
+                f"{self.model} is answering another request and {len(self._waiters)} more are waiting; "
                 "try again shortly",
                 retry_after=retry_after,
             )
@@ -138,12 +150,19 @@ class LocalProvider:
         queue_size: int = 4,
         threads: int = 0,
         max_predict: int = 4096,
+        model_path: Path | None = None,
+        max_ctx: int = 32_768,
+        setting: str = "LLM_SSE_LOCAL_MODEL",
     ) -> None:
         self.name = name
         self.queue_size = queue_size
         self.threads = threads or default_threads()
         self.max_predict = max_predict
-        self.model_name = MODEL_NAME
+        self.model_path = model_path
+        self.max_ctx = max_ctx
+        self.setting = setting
+        self.model_name = MODEL_NAME if model_path is None else model_path.stem
+        self.info: GgufInfo | None = None
         self._model: LlamaModel | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._queue: WaitQueue | None = None
@@ -154,34 +173,59 @@ class LocalProvider:
 
     # -- life
 
+    @property
+    def demo(self) -> bool:
+        """Whether this is the bundled demo model (not a GGUF file of the user's)."""
+        return self.model_path is None
+
+    @property
+    def description(self) -> str:
+        """The model, as a start-up line names it."""
+        if self.demo:
+            return f"the built-in demo model {MODEL_NAME} (tiny, often wrong)"
+        return f"{self.model_name} on the built-in runtime ({self.setting})"
+
     async def start(self) -> None:
         if self._model is not None:
             return
-        missing = missing_requirements()
+        missing = missing_requirements(REQUIREMENTS if self.demo else RUNTIME)
         if missing:
             raise StartupError(f"the built-in model needs {', '.join(missing)}; {install_hint()}")
+        if self.model_path is None:
+            try:
+                path = locate_weights()
+            except FileNotFoundError as exc:
+                raise StartupError(f"the built-in model's weights are not installed: {exc}; {install_hint()}") from None
+        else:
+            path = self.model_path
         try:
-            path = locate_weights()
-        except FileNotFoundError as exc:
-            raise StartupError(f"the built-in model's weights are not installed: {exc}; {install_hint()}") from None
-        self._queue = WaitQueue(self.queue_size)
+            info = self.info = await asyncio.to_thread(read_gguf, path)
+        except GgufError as exc:
+            raise StartupError(f"{self.setting}: {exc}" if not self.demo else f"the built-in model: {exc}") from None
+        # The context the model was trained for, within the service's bound (memory grows with it).
+        n_ctx = min(info.context_length or self.max_ctx, self.max_ctx)
+        self._queue = WaitQueue(self.queue_size, self.model_name)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm-sse-local")
         self._state = "loading"
+        log.info(
+            "loading model",
+            extra={"model": self.model_name, "path": str(path), "size_mb": round(info.size_bytes / 1e6)},
+        )
         try:
             self._model = await asyncio.get_running_loop().run_in_executor(
                 self._executor,
-                functools.partial(LlamaModel, path, threads=self.threads),
+                functools.partial(LlamaModel, path, threads=self.threads, n_ctx=n_ctx, name=self.model_name),
             )
         except Exception as exc:
             self._state = f"failed to load: {exc}"
             self._executor.shutdown(wait=False)
             self._executor = None
-            raise StartupError(f"the built-in model could not be loaded: {exc}") from None
+            raise StartupError(f"{self.model_name} could not be loaded: {exc}") from None
         self._state = "loaded"
         log.info(
             "built-in model loaded",
             extra={
-                "model": MODEL_NAME,
+                "model": self.model_name,
                 "path": str(path),
                 "load_s": round(self._model.load_s, 3),
                 "threads": self.threads,
@@ -211,24 +255,36 @@ class LocalProvider:
     # -- models and health
 
     async def models(self) -> list[ModelInfo]:
-        details: dict[str, object] = dict(MODEL_DETAILS)
+        """The one model; the bundled one says it is a demo (``demo``, ``note``) so the page can say so."""
+        details: dict[str, object]
+        if self.demo:
+            details = {**MODEL_DETAILS, "demo": True, "note": DEMO_NOTE}
+        else:
+            details = {"file": self.model_path.name if self.model_path else None}
+            if self.info is not None:
+                facts = {
+                    "family": self.info.architecture,
+                    "parameter_size": self.info.size_label,
+                    "quantization_level": self.info.quantization,
+                }
+                details.update((key, value) for key, value in facts.items() if value)
         if self._model is not None:
             details["context_length"] = self._model.n_ctx
-        return [ModelInfo(MODEL_NAME, self.name, details)]
+        return [ModelInfo(self.model_name, self.name, details)]
 
     async def resolve_model(self, requested: str | None) -> str:
-        if requested is None or requested.lower() == MODEL_NAME.lower():
-            return MODEL_NAME
-        raise ModelNotFound(f"model {requested!r} is not here; the built-in model is {MODEL_NAME!r}")
+        if requested is None or requested.lower() == self.model_name.lower():
+            return self.model_name
+        raise ModelNotFound(f"model {requested!r} is not here; the built-in model is {self.model_name!r}")
 
     async def readiness(self) -> Readiness:
         model, queue = self._model, self._queue
         if model is None or queue is None:
-            return Readiness(False, f"{MODEL_NAME}: {self._state}")
+            return Readiness(False, f"{self.model_name}: {self._state}")
         activity = f"generating, {queue.waiting} waiting (queue {self.queue_size})" if queue.busy else "idle"
         threads = f"{self.threads} thread{'s' if self.threads != 1 else ''}"
         loaded = f"loaded in {model.load_s:.2f} s ({threads}, context {model.n_ctx})"
-        return Readiness(True, f"{MODEL_NAME} {loaded}; {activity}")
+        return Readiness(True, f"{self.model_name} {loaded}; {activity}")
 
     @property
     def waiting(self) -> int:
@@ -251,7 +307,7 @@ class LocalProvider:
         if loaded is None or queue is None or executor is None:
             raise UpstreamError(f"the built-in model is not available ({self._state})", status=503)
         if request.think:
-            log.debug("think ignored: the built-in model does not reason", extra={"model": MODEL_NAME})
+            log.debug("think ignored: the built-in model does not reason", extra={"model": self.model_name})
         sampling = self.sampling_for(request)
         messages = [{"role": m.role, "content": m.content} for m in request.as_messages()]
         await queue.acquire(retry_after=self._average_s or _FIRST_RETRY_AFTER)
@@ -340,7 +396,7 @@ def _work(
         emit(exc)
     else:
         if generation.phase == "cancelled":
-            emit(ApiError(f"{MODEL_NAME} was stopped: the service is shutting down", status=503, code="shutdown"))
+            emit(ApiError(f"{model.name} was stopped: the service is shutting down", status=503, code="shutdown"))
 
 
 def _api_error(exc: BaseException) -> ApiError:

@@ -23,8 +23,6 @@ from typing import Any
 
 from aiohttp import web
 
-from ..clientip import parse_networks
-from ..cors import CorsPolicy
 from ..http_edges import EdgeRunner, expect_handler, runner_options
 from ..metrics import create_metrics
 from ..protect import (
@@ -43,7 +41,7 @@ from ..providers import Provider, select_providers
 from ..redis_client import RedisClients
 from ..resume.memory import ResumableStreams
 from ..routing import ProviderRouter
-from ..settings import Settings, split_list
+from ..settings import Settings
 from ..stream.registry import StreamRegistry
 from ..streamlog import StreamObserver
 from .boundary import Handler, error_boundary, no_route
@@ -70,9 +68,9 @@ def create_app(settings: Settings, providers: list[Provider] | None = None) -> w
     collected = app[METRICS] = create_metrics(lambda: len(registry.streams))
     observers: list[StreamObserver] = [collected.stream_finished]
     app[OBSERVERS] = observers
-    app[PROXIES] = parse_networks(split_list(settings.trusted_proxies))
+    app[PROXIES] = settings.proxy_networks
     app[API_KEYS] = api_keys
-    app[CORS] = CorsPolicy(split_list(settings.cors_origins))
+    app[CORS] = settings.cors
     redis = app[REDIS] = RedisClients(settings)
     app[LIMITER] = build_limiter(settings, redis)
     app[RESUMABLE] = ResumableStreams(settings, registry, observers, redis)

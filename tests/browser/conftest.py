@@ -75,19 +75,19 @@ class ChatPage:
 
     @property
     def prompt(self) -> Locator:
-        return self.page.get_by_label("Message")
+        return self.page.get_by_label("Message", exact=True)
 
     @property
     def send_button(self) -> Locator:
-        return self.page.get_by_role("button", name="Send")
+        return self.page.get_by_role("button", name="Send", exact=True)
 
     @property
     def stop_button(self) -> Locator:
-        return self.page.get_by_role("button", name="Stop")
+        return self.page.get_by_role("button", name="Stop", exact=True)
 
     @property
     def model_picker(self) -> Locator:
-        return self.page.get_by_label("Model")
+        return self.page.get_by_label("Model", exact=True)
 
     def answer(self, index: int = -1) -> Locator:
         """An assistant turn (the last by default)."""

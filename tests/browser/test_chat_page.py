@@ -88,7 +88,7 @@ async def test_stop_keeps_the_partial_answer_closes_the_upstream_and_allows_send
     await expect(stopped).to_have_class(re.compile(r"\bstopped\b"))
     await expect(chat_page.answer_text()).to_have_text("Partial answer")
     await expect(chat_page.stop_button).to_be_hidden()
-    await expect(chat_page.send_button).to_be_enabled()
+    await expect(chat_page.send_button).to_be_visible()
     await expect(chat_page.prompt).to_be_focused()
 
     # Sending again works at once, and the stopped answer is part of the history.
@@ -110,7 +110,7 @@ async def test_escape_stops_even_before_the_first_token(chat_page: ChatPage) -> 
     await chat_page.page.keyboard.press("Escape")
     await asyncio.wait_for(chat_page.fake.requests[-1].disconnected.wait(), DISCONNECT_WAIT)
     await expect(chat_page.answer().locator(".turn-status")).to_have_text("Stopped before the answer began.")
-    await expect(chat_page.send_button).to_be_enabled()
+    await expect(chat_page.send_button).to_be_visible()
 
     # Nothing was answered, so nothing of it is sent as history.
     await chat_page.ask("Hello?")
@@ -126,7 +126,9 @@ async def test_sending_is_held_while_an_answer_streams(chat_page: ChatPage) -> N
     await chat_page.ask("First")
     await expect(chat_page.answer_text()).to_have_text("Still")
 
-    await expect(chat_page.send_button).to_be_disabled()
+    # Stop has taken Send's place.
+    await expect(chat_page.send_button).to_be_hidden()
+    await expect(chat_page.stop_button).to_be_visible()
     await chat_page.prompt.fill("Second, typed while the first streams")
     await chat_page.prompt.press("Enter")
     await expect(chat_page.prompt).to_have_value("Second, typed while the first streams")
@@ -146,7 +148,9 @@ async def test_a_midstream_error_shows_under_the_partial_answer(chat_page: ChatP
     await chat_page.ask("Crash, please")
     answer = chat_page.answer()
     error = answer.locator(".turn-error")
-    await expect(error).to_have_text("The answer stopped early: Llama runner process has terminated.")
+    await expect(error.locator(".turn-error-text")).to_have_text(
+        "The answer stopped early: Llama runner process has terminated."
+    )
     await expect(error).to_have_attribute("role", "alert")
     await expect(chat_page.answer_text()).to_have_text("Half of an answer")
     # The error sits under the partial answer, inside the same turn.
@@ -155,7 +159,8 @@ async def test_a_midstream_error_shows_under_the_partial_answer(chat_page: ChatP
     assert error_box is not None
     assert text_box is not None
     assert error_box["y"] >= text_box["y"] + text_box["height"]
-    await expect(chat_page.send_button).to_be_enabled()
+    await expect(chat_page.send_button).to_be_visible()
+    await expect(chat_page.prompt).to_be_focused()
 
 
 @pytest.mark.parametrize(
@@ -166,13 +171,13 @@ async def test_a_midstream_error_shows_under_the_partial_answer(chat_page: ChatP
             429,
             "too many requests",
             {"Retry-After": "7"},
-            "Rate limited: Too many requests. Try again in 7 seconds.",
+            "Too many requests.",
         ),
         (
             503,
             "server busy, please try again.  maximum pending requests exceeded",
             {"Retry-After": "120"},
-            "Server busy, please try again.  maximum pending requests exceeded. Try again in 2 minutes.",
+            "Server busy, please try again.  maximum pending requests exceeded.",
         ),
         (401, "unauthorized", {}, "The model server refused this service's credentials (HTTP 401)."),
         (
@@ -189,19 +194,29 @@ async def test_an_error_before_the_stream_shows_the_servers_message(
 ) -> None:
     chat_page.fake.push(Script(status=status, error=error, headers=headers))
     await chat_page.ask("Hello")
-    await expect(chat_page.answer().locator(".turn-error")).to_have_text(shown)
+    await expect(chat_page.answer().locator(".turn-error-text")).to_have_text(shown)
     await expect(chat_page.answer_text()).to_be_empty()
-    # Nothing came back: the question is offered again for a retry.
-    await expect(chat_page.prompt).to_have_value("Hello")
-    await expect(chat_page.send_button).to_be_enabled()
+    # Nothing came back: Retry asks again (after the server's wait, counted down), in place.
+    retry = chat_page.answer().locator(".turn-error").get_by_role("button", name=re.compile("^Retry"))
+    await expect(retry).to_be_visible()
+    if "Retry-After" in headers:
+        await expect(retry).to_be_disabled()
+        await expect(retry).to_have_text(re.compile(r"^Retry in \d+ s$"))
+    else:
+        await expect(retry).to_be_enabled()
+        await retry.click()
+        await chat_page.finished()
+        await expect(chat_page.page.locator(".turn-user")).to_have_count(1)
+        await expect(chat_page.answer_text()).to_have_text("Hello from the fake model.")
+    await expect(chat_page.send_button).to_be_visible()
+    await expect(chat_page.prompt).to_be_focused()
 
 
 async def test_a_restarting_service_says_so_with_its_retry_time(chat_page: ChatPage) -> None:
     chat_page.service.app[REGISTRY].draining = True
     await chat_page.ask("Hello")
-    await expect(chat_page.answer().locator(".turn-error")).to_have_text(
-        "The server is restarting. Try again in a second."
-    )
+    await expect(chat_page.answer().locator(".turn-error-text")).to_have_text("The server is restarting.")
+    await expect(chat_page.answer().get_by_role("button", name=re.compile("^Retry"))).to_be_visible()
     chat_page.service.app[REGISTRY].draining = False
 
 
@@ -212,7 +227,7 @@ async def test_a_network_failure_says_so(browser: Browser, fake_ollama: FakeOlla
         await chat.open()
         await service.stop()  # the server is gone, its connections too
         await chat.ask("Are you there?")
-        await expect(chat.answer().locator(".turn-error")).to_have_text(
+        await expect(chat.answer().locator(".turn-error-text")).to_have_text(
             "Could not reach the server. Check the connection and try again."
         )
         await chat.check_clean()
@@ -236,6 +251,8 @@ async def test_the_second_turn_sends_the_first_turn_and_new_chat_clears_it(chat_
     await chat_page.page.get_by_role("button", name="New chat").click()
     await expect(chat_page.page.locator(".turn")).to_have_count(0)
     await expect(chat_page.prompt).to_be_focused()
+    # The conversation left is kept in the list.
+    await expect(chat_page.page.locator("#chats .chat-open")).to_have_text(["What is SSE?"])
     await chat_page.ask("Fresh start")
     await chat_page.finished()
     assert chat_page.fake.requests[2].body["messages"] == [{"role": "user", "content": "Fresh start"}]
@@ -304,12 +321,16 @@ async def test_enter_sends_and_shift_enter_adds_a_line(chat_page: ChatPage) -> N
 
 async def test_the_page_works_by_keyboard_alone(chat_page: ChatPage) -> None:
     page = chat_page.page
-    await page.locator("#model").focus()
+    await page.locator("#sidebar-toggle").focus()
     order = []
-    for _ in range(4):
+    for _ in range(8):
         await page.keyboard.press("Tab")
-        order.append(await page.evaluate("document.activeElement.id || document.activeElement.tagName"))
-    assert order == ["new-chat", "conversation", "prompt", "send"]
+        order.append(await page.evaluate("document.activeElement.id || document.activeElement.className"))
+    assert order == ["model", "new-chat", "conversation", *["suggestion"] * 4, "prompt"]
+    await page.keyboard.type("x")
+    await page.keyboard.press("Tab")
+    assert await page.evaluate("document.activeElement.id") == "send"
+    await page.locator("#prompt").fill("")
 
     # Pick a model, ask, copy the code, stop: all from the keyboard.
     await page.locator("#model").focus()

@@ -1,4 +1,4 @@
-"""static/markdown.js in Chromium: what each construct renders to, and incremental updates."""
+"""static/markdown.js in Chromium: what each construct renders to, highlighting, and incremental updates."""
 
 from __future__ import annotations
 
@@ -46,7 +46,8 @@ CASES = [
         "```js\nlet a = '<x>';\n```",
         '<div class="code-block"><div class="code-bar"><span class="code-lang">js</span>'
         '<button class="copy" type="button" aria-label="Copy js code">Copy</button></div>'
-        "<pre><code class=\"language-js\">let a = '&lt;x&gt;';</code></pre></div>",
+        '<pre><code class="language-js"><span class="hljs-keyword">let</span> a = '
+        "<span class=\"hljs-string\">'&lt;x&gt;'</span>;\n</code></pre></div>",
     ),
     (
         "| a | b |\n|:--|--:|\n| 1 | 2 |",
@@ -90,7 +91,53 @@ async def test_updates_rebuild_only_the_block_that_changed(chat_page: ChatPage) 
         "sameFirst": True,
         "sameCode": True,
         "sameButton": True,
-        "code": "x = 1\ny = 2",
+        "code": "x = 1\ny = 2\n",
         "last": "After the code.",
         "count": 3,
     }
+
+
+async def test_a_code_block_is_highlighted_while_it_streams_and_its_tail_stays_plain(chat_page: ChatPage) -> None:
+    result = await chat_page.page.evaluate(
+        """async () => {
+          const { MarkdownView } = await import("./markdown.js");
+          const box = document.createElement("div");
+          const view = new MarkdownView(box);
+          const seen = [];
+          let text = "```python\\n";
+          for (const more of ["def f(x):\\n", "    return x  # do", "ne\\n", "```\\n"]) {
+            text += more;
+            view.update(text);
+            const code = box.querySelector("code");
+            const spans = [...code.querySelectorAll("span")].map((s) => s.className + ":" + s.textContent);
+            seen.push([code.textContent, spans]);
+          }
+          view.finish();
+          return seen;
+        }"""
+    )
+    # Complete lines are highlighted as they arrive; the line being written is plain text until it ends.
+    assert result[0] == ["def f(x):\n", ["hljs-keyword:def", "hljs-title function_:f", "hljs-params:x"]]
+    assert result[1][0] == "def f(x):\n    return x  # do"
+    assert result[1][1] == result[0][1]
+    assert "hljs-comment:# done" in result[2][1]
+    assert result[3][0] == "def f(x):\n    return x  # done\n"
+
+
+async def test_an_unknown_or_hostile_language_is_plain_text_with_its_name_as_text(chat_page: ChatPage) -> None:
+    result = await chat_page.page.evaluate(
+        """async () => {
+          const { MarkdownView } = await import("./markdown.js");
+          const box = document.createElement("div");
+          const fences = "```<img/src/onerror=alert(1)>\\n<b>x</b>\\n```\\n\\n```nosuchlang\\nlet x\\n```";
+          new MarkdownView(box).update(fences);
+          return [...box.querySelectorAll(".code-block")].map((b) => {
+            const code = b.querySelector("code");
+            return [b.querySelector(".code-lang").textContent, code.className, code.innerHTML];
+          });
+        }"""
+    )
+    assert result == [
+        ["<img/src/onerror=alert(1)>", "language-imgsrconerroralert1", "&lt;b&gt;x&lt;/b&gt;\n"],
+        ["nosuchlang", "language-nosuchlang", "let x\n"],
+    ]

@@ -24,6 +24,19 @@ async for event in read_events(response):
     print(event.type, event.data)  # a long comment that makes this line wider than a phone screen is
 ```
 
+```json
+{"name": "llm-sse", "port": 8080, "debug": true}
+```
+
+```js
+function greet(name) { return `Hello, ${name}`; }
+```
+
+| Language | Paradigm | First appeared |
+|---|---|--:|
+| Python | multi-paradigm | 1991 |
+| Haskell | purely functional | 1990 |
+
 See [the HTML standard](https://html.spec.whatwg.org/multipage/server-sent-events.html) for the parsing rules.
 """
 
@@ -49,7 +62,8 @@ async def test_a_finished_answer_shows_its_timings_and_is_saved_as_a_screenshot(
     stats = answer.locator(".turn-stats")
     await expect(stats).to_have_text(re.compile(r"^First token after \d+ ms · \d+\.\d tokens/s · \d+ tokens$"))
     await expect(answer.locator(".answer ol > li")).to_have_count(3)
-    await expect(answer.locator(".answer pre code")).to_have_text(CODE)
+    await expect(answer.locator(".answer pre code").first).to_have_text(CODE)
+    await expect(answer.locator(".answer pre code").first.locator(".hljs-keyword").first).to_have_text("async")
     await expect(answer.locator(".answer a")).to_have_attribute(
         "href", "https://html.spec.whatwg.org/multipage/server-sent-events.html"
     )
@@ -126,7 +140,10 @@ CONTRAST = """
   const checks = {};
   for (const selector of [".answer p", ".answer li", ".answer a", ".answer pre code", ".code-lang", "button.copy",
                           ".user-text", ".turn-model", ".thinking summary", ".turn-stats", ".hints", "#send",
-                          "#new-chat", "label[for=model]", "#model", "#prompt", ".turn-error", "h1"]) {
+                          "#new-chat", "#model", "#prompt", ".turn-error-text", "h1", ".answer th", ".answer td",
+                          ".hljs-keyword", ".hljs-string", ".hljs-comment", ".hljs-built_in", ".hljs-title",
+                          ".hljs-number", ".hljs-attr", ".hljs-literal", ".action", ".error-actions .action",
+                          ".chat-open", ".chat-tool", ".sidebar-title"]) {
     const el = document.querySelector(selector);
     if (!el) { checks[selector] = "missing"; continue; }
     const [a, b] = [luminance(rgb(getComputedStyle(el).color)), luminance(background(el))];
@@ -152,6 +169,43 @@ async def test_text_contrast_is_adequate(
         ratios = await chat.page.evaluate(CONTRAST)
         low = {selector: ratio for selector, ratio in ratios.items() if ratio == "missing" or ratio < 4.5}
         assert low == {}, f"below WCAG AA 4.5:1 in {scheme}: {low}"
+        await chat.check_clean()
+    finally:
+        await chat.page.context.close()
+
+
+SCREENSHOTS = OUTPUT / "page"
+DEVICES = {
+    "desktop": {"viewport": {"width": 1280, "height": 860}},
+    "phone": {"viewport": {"width": 375, "height": 740}, "is_mobile": True, "has_touch": True},
+}
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("device", ["desktop", "phone"])
+async def test_screenshots_of_the_page_for_a_person_to_look_at(
+    browser: Browser, service: Service, fake_ollama: FakeOllama, device: str, scheme: str
+) -> None:
+    """test-output/page/: empty, a conversation, and (on phones) the list of conversations."""
+    chat = await new_chat_page(browser, service, fake_ollama, color_scheme=scheme, **DEVICES[device])
+    try:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        await chat.open()
+        await chat.page.screenshot(path=str(SCREENSHOTS / f"{device}-{scheme}-empty.png"))
+        await ask_for_the_sample(chat)
+        fake_ollama.push(Script(status=429, error="too many requests", headers={"Retry-After": "30"}))
+        await chat.ask("And one more thing")
+        await expect(chat.answer().locator(".turn-error")).to_be_visible()
+        await chat.prompt.fill("A question being typed")
+        await chat.page.screenshot(path=str(SCREENSHOTS / f"{device}-{scheme}-end.png"))
+        await chat.page.locator("#conversation").evaluate("box => { box.scrollTop = 0; }")
+        await chat.page.screenshot(path=str(SCREENSHOTS / f"{device}-{scheme}-top.png"))
+        # Phones open the list over the conversation; wide screens close it.
+        await chat.page.get_by_role("button", name="Conversations").click()
+        await expect(chat.page.locator("#sidebar")).to_be_visible(visible=device == "phone")
+        await chat.page.screenshot(path=str(SCREENSHOTS / f"{device}-{scheme}-sidebar.png"))
+        for name in ("empty", "end", "top", "sidebar"):
+            assert (SCREENSHOTS / f"{device}-{scheme}-{name}.png").stat().st_size > 5_000
         await chat.check_clean()
     finally:
         await chat.page.context.close()

@@ -25,14 +25,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.server import LoopbackServer
+from tests.fakes.server import ScriptedServer
 from tests.fakes.steps import Drop, Gate, Hang, Raw, Sleep, play, write
 
 MODEL = "llama3.2:latest"
@@ -153,31 +152,17 @@ def done_line(
     return line
 
 
-class FakeOllama(LoopbackServer):
+class FakeOllama(ScriptedServer[Script]):
     """Start with ``await fake.start()``; its ``url`` is an Ollama base URL."""
 
     def __init__(self) -> None:
+        super().__init__([MODEL, "qwen3:4b"])
         self.requests: list[Recorded] = []
-        self.models = [MODEL, "qwen3:4b"]
         self.version = "0.5.1"
-        self._queue: deque[Script] = deque()
-        self._routes: dict[str, Script] = {}
         self.url = ""
         self.active = 0
         self._idle = asyncio.Event()
         self._idle.set()
-
-    # -- scripting
-
-    def push(self, script: Script) -> None:
-        """Answer the next streaming request with ``script``."""
-        self._queue.append(script)
-
-    def route(self, model: str, script: Script) -> None:
-        """Answer every request for ``model`` with ``script``."""
-        self._routes[model] = script
-        if model not in self.models:
-            self.models.append(model)
 
     # -- lifecycle
 
@@ -221,10 +206,9 @@ class FakeOllama(LoopbackServer):
 
     def _script_for(self, path: str, body: dict[str, Any]) -> Script:
         model = body.get("model", "")
-        if model in self._routes:
-            return self._routes[model]
-        if self._queue:
-            return self._queue.popleft()
+        script = self.scripted(model)
+        if script is not None:
+            return script
         if model not in self.models:
             return Script(status=404, error=f"model '{model}' not found")
         chat = path == "/api/chat"

@@ -29,7 +29,6 @@ import asyncio
 import json
 import re
 import time
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +37,7 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict
 
-from tests.fakes.server import LoopbackServer
+from tests.fakes.server import ScriptedServer
 from tests.fakes.steps import Drop, Gate, Hang, Raw, Sleep, play, write
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -185,31 +184,17 @@ class Recorded:
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-class FakeOpenAI(LoopbackServer):
+class FakeOpenAI(ScriptedServer[Script]):
     """Start with ``await fake.start()``; its ``url`` is a base URL like OpenRouter's."""
 
     def __init__(self, *, prefix: str = "/api/v1", api_key: str | None = None) -> None:
+        super().__init__([MODEL, "meta-llama/llama-3.2-3b-instruct"])
         self.prefix = prefix
         self.api_key = api_key
         self.requests: list[Recorded] = []
         self.model_requests = 0
-        self.models = [MODEL, "meta-llama/llama-3.2-3b-instruct"]
-        self._queue: deque[Script] = deque()
-        self._routes: dict[str, Script] = {}
         self.url = ""
         self.request_arrived = asyncio.Event()
-
-    # -- scripting
-
-    def push(self, script: Script) -> None:
-        """Answer the next chat request with ``script``."""
-        self._queue.append(script)
-
-    def route(self, model: str, script: Script) -> None:
-        """Answer every chat request for ``model`` with ``script``."""
-        self._routes[model] = script
-        if model not in self.models:
-            self.models.append(model)
 
     # -- lifecycle
 
@@ -241,10 +226,9 @@ class FakeOpenAI(LoopbackServer):
 
     def _script_for(self, body: dict[str, Any]) -> Script:
         model = body.get("model", "")
-        if model in self._routes:
-            return self._routes[model]
-        if self._queue:
-            return self._queue.popleft()
+        script = self.scripted(model)
+        if script is not None:
+            return script
         if model not in self.models:
             return Script.error(400, f"{model} is not a valid model ID")
         return Script(chunks(["Hello", " from", " the", " fake", " router", "."], model=model))

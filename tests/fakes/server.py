@@ -1,8 +1,13 @@
-"""What every fake upstream shares: an aiohttp app on a free loopback port."""
+"""What every fake upstream shares: an aiohttp app on a free loopback port, and its scripts."""
 
 from __future__ import annotations
 
+from collections import deque
+from typing import Generic, TypeVar
+
 from aiohttp import web
+
+S = TypeVar("S")
 
 
 class LoopbackServer:
@@ -27,3 +32,30 @@ class LoopbackServer:
         """TCP connections currently open to the server (idle keep-alive included)."""
         server = self._runner.server if self._runner else None
         return len(server.connections) if server is not None else 0
+
+
+class ScriptedServer(LoopbackServer, Generic[S]):
+    """A fake model server answering each chat with a script: one routed to its model, else the next pushed."""
+
+    def __init__(self, models: list[str]) -> None:
+        self.models = models
+        self._queue: deque[S] = deque()
+        self._routes: dict[str, S] = {}
+
+    def push(self, script: S) -> None:
+        """Answer the next chat request with ``script``."""
+        self._queue.append(script)
+
+    def route(self, model: str, script: S) -> None:
+        """Answer every chat request for ``model`` with ``script``."""
+        self._routes[model] = script
+        if model not in self.models:
+            self.models.append(model)
+
+    def scripted(self, model: str) -> S | None:
+        """The script for a request naming ``model``; None when the fake's default answer applies."""
+        if model in self._routes:
+            return self._routes[model]
+        if self._queue:
+            return self._queue.popleft()
+        return None

@@ -6,38 +6,23 @@ import { once } from "node:events";
 import { createServer } from "node:http";
 import { after, before, beforeEach, test } from "node:test";
 
-import { ChatError, chat, parseRetryAfter } from "../../static/sse.js";
+import { ChatError, chat, errorFromResponse, parseRetryAfter } from "../../static/sse.js";
+import { errorAnswer, frame, startServer, startStream } from "./server.mjs";
 
 let server;
-let base;
-let requests;
 let handler;
 
 before(async () => {
-  server = createServer(async (req, res) => {
-    const chunks = [];
-    for await (const chunk of req) chunks.push(chunk);
-    const record = { method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() };
-    requests.push(record);
-    record.closed = once(res, "close");
-    await handler(req, res, record);
-  });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  base = `http://127.0.0.1:${server.address().port}`;
+  server = await startServer((...args) => handler(...args));
 });
 
-after(() => {
-  server.closeAllConnections();
-  server.close();
-});
+after(() => server.close());
 
 beforeEach(() => {
-  requests = [];
+  server.requests = [];
   handler = (req, res) => res.end();
 });
 
-const frame = (event, data, id) => `event: ${event}\ndata: ${JSON.stringify(data)}\nid: ${id}\n\n`;
 const META = { id: "s1", model: "llama3.2:latest", provider: "ollama" };
 const DONE = {
   finish_reason: "stop",
@@ -46,17 +31,9 @@ const DONE = {
   skipped_lines: 0,
 };
 
-function startStream(res) {
-  res.writeHead(200, { "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache" });
-  res.flushHeaders();
-}
 
-function errorAnswer(res, status, error, headers = {}) {
-  res.writeHead(status, { "Content-Type": "application/json; charset=utf-8", ...headers });
-  res.end(JSON.stringify({ error }));
-}
 
-const url = () => `${base}/api/chat`;
+const url = () => `${server.base}/api/chat`;
 
 test("frames become callbacks and a result; the request is JSON", async () => {
   handler = async (req, res) => {
@@ -93,8 +70,8 @@ test("frames become callbacks and a result; the request is JSON", async () => {
     ["token", "22 °C, "],
     ["token", "sunny ☀️"],
   ]);
-  assert.deepEqual(result, { meta: META, text: "22 °C, sunny ☀️", thinking: "Hmm", done: DONE });
-  const [request] = requests;
+  assert.deepEqual(result, { meta: META, text: "22 °C, sunny ☀️", thinking: "Hmm", toolCalls: [], done: DONE });
+  const [request] = server.requests;
   assert.equal(request.method, "POST");
   assert.equal(request.url, "/api/chat");
   assert.match(request.headers["content-type"], /^application\/json/);
@@ -270,7 +247,7 @@ test("aborting mid-answer rejects with AbortError and closes the connection", { 
   );
   await assert.rejects(answer, (error) => error.name === "AbortError" && !(error instanceof ChatError));
   assert.deepEqual(tokens, ["so far"]);
-  await requests[0].closed; // the server saw the connection close
+  await server.requests[0].closed; // the server saw the connection close
 });
 
 test("aborting before the answer starts rejects with AbortError and closes the connection", async () => {
@@ -284,5 +261,48 @@ test("aborting before the answer starts rejects with AbortError and closes the c
   await requestArrived;
   controller.abort();
   await assert.rejects(answer, { name: "AbortError" });
-  await requests[0].closed;
+  await server.requests[0].closed;
+});
+
+test("a tool_call frame becomes a callback and a result; done says tool_calls", async () => {
+  const call = { id: "call_0", name: "get_weather", arguments: '{"city":"Paris"}' };
+  handler = (req, res) => {
+    startStream(res);
+    res.end(
+      frame("meta", META, 1) +
+        frame("tool_call", call, 2) +
+        frame("done", { ...DONE, finish_reason: "tool_calls" }, 3),
+    );
+  };
+  const calls = [];
+  const result = await chat({ prompt: "Weather in Paris?" }, { url: url(), onToolCall: (c) => calls.push(c) });
+  assert.deepEqual(calls, [call]);
+  assert.deepEqual(result.toolCalls, [call]);
+  assert.equal(result.text, "");
+  assert.equal(result.done.finish_reason, "tool_calls");
+});
+
+test("a tool_call frame without a name is a bad response", async () => {
+  handler = (req, res) => {
+    startStream(res);
+    res.end(frame("meta", META, 1) + frame("tool_call", { id: "call_0", arguments: "{}" }, 2));
+  };
+  const error = await chat({ prompt: "hi" }, { url: url() }).catch((e) => e);
+  assert.equal(error.code, "bad_response");
+  assert.equal(error.phase, "stream");
+});
+
+test("errorFromResponse reads the server's JSON error, or falls back to the status", async () => {
+  const json = new Response(JSON.stringify({ error: { code: "invalid_request", message: "bad", field: "model" } }), {
+    status: 400,
+    headers: { "Content-Type": "application/json", "Retry-After": "3" },
+  });
+  const error = await errorFromResponse(json);
+  assert.ok(error instanceof ChatError);
+  assert.deepEqual(
+    [error.code, error.message, error.status, error.field, error.retryAfter],
+    ["invalid_request", "bad", 400, "model", 3],
+  );
+  const page = await errorFromResponse(new Response("<h1>oops</h1>", { status: 502, statusText: "Bad Gateway" }));
+  assert.deepEqual([page.code, page.message, page.status], ["http_error", "the server answered HTTP 502 Bad Gateway", 502]);
 });

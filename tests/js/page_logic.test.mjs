@@ -1,14 +1,30 @@
-// The page's logic that needs no DOM: Markdown block splitting, link safety,
-// and the wording of errors and timings.  (Rendering is tested in Chromium,
-// tests/browser/.)
+// The page's logic that needs no browser: Markdown as the page renders it
+// (into a small DOM), link safety, and the wording of errors and timings.
+// (Rendering in a real DOM, and safety against script, is tested in Chromium, tests/browser/.)
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { parseBlocks, safeUrl } from "../../static/markdown.js";
+import { MarkdownView, safeUrl } from "../../static/markdown.js";
 import { ChatError } from "../../static/sse.js";
-import { describeDone, describeError, retryPhrase, withoutRetryAdvice } from "../../static/wording.js";
+import {
+  describeDone,
+  describeError,
+  needsNewChat,
+  retryPhrase,
+  withSeparators,
+  withoutRetryAdvice,
+} from "../../static/wording.js";
+import { createDocument } from "./dom.mjs";
 
-const kinds = (text) => parseBlocks(text).map((b) => b.kind);
+const doc = createDocument();
+const html = (text, options) => {
+  const box = doc.createElement("div");
+  const view = new MarkdownView(box, { highlight: false, ...options });
+  view.update(text);
+  view.finish();
+  return box.innerHTML;
+};
+const LINK = 'rel="noopener noreferrer nofollow" target="_blank"';
 
 test("only http, https and mailto URLs become links", () => {
   assert.equal(safeUrl("https://example.com/a?b=1"), "https://example.com/a?b=1");
@@ -31,77 +47,70 @@ test("only http, https and mailto URLs become links", () => {
   }
 });
 
-test("blocks: paragraphs, headings, lists, quotes, code, tables, rules", () => {
-  const text = [
-    "# Title",
-    "",
-    "A paragraph",
-    "on two lines.",
-    "- one",
-    "- two",
-    "",
-    "> quoted",
-    "",
-    "```js",
-    "let x = 1;",
-    "```",
-    "",
-    "| a | b |",
-    "|---|:-:|",
-    "| 1 | 2 |",
-    "",
-    "---",
-  ].join("\n");
-  assert.deepEqual(kinds(text), ["heading", "paragraph", "list", "quote", "code", "table", "rule"]);
-  const [heading, paragraph, list, , code, table] = parseBlocks(text);
-  assert.equal(heading.level, 1);
-  assert.equal(paragraph.text, "A paragraph\non two lines.");
-  assert.equal(list.items.length, 2);
-  assert.deepEqual(code, { kind: "code", key: code.key, lang: "js", code: "let x = 1;", closed: true });
-  assert.deepEqual(table.header, ["a", "b"]);
-  assert.deepEqual(table.align, ["", "center"]);
-  assert.deepEqual(table.rows, [["1", "2"]]);
+test("what answers contain: nested emphasis, entities, reference links, autolinks", () => {
+  assert.equal(html("***Warning:*** read *a **b** c*"), "<p><em><strong>Warning:</strong></em> read <em>a <strong>b</strong> c</em></p>");
+  assert.equal(html("&copy; 2025&nbsp;x &amp; y"), "<p>\u00a9 2025\u00a0x &amp; y</p>");
+  assert.equal(
+    html('See [the docs][d].\n\n[d]: https://example.com/docs "Docs"'),
+    `<p>See <a href="https://example.com/docs" title="Docs" ${LINK}>the docs</a>.</p>`,
+  );
+  assert.equal(html("<name@example.com>"), `<p><a href="mailto:name@example.com" ${LINK}>name@example.com</a></p>`);
+  assert.equal(html("> quoted\nlazy line"), "<blockquote><p>quoted<br />lazy line</p></blockquote>");
+  assert.equal(html("Title\n====="), "<h3>Title</h3>");
+});
+
+test("a table right after an 'Options:' line is a table", () => {
+  assert.equal(
+    html("Options:\n| Language | Year |\n|---|--:|\n| Python | 1991 |"),
+    '<p>Options:</p><div class="table-wrap"><table><thead><tr><th>Language</th><th class="align-right">Year</th></tr></thead>' +
+      '<tbody><tr><td>Python</td><td class="align-right">1991</td></tr></tbody></table></div>',
+  );
+});
+
+test("tight and loose nested lists", () => {
+  assert.equal(html("1. Step\n   - detail\n   - more\n2. Next"), "<ol><li>Step<ul><li>detail</li><li>more</li></ul></li><li>Next</li></ol>");
+  assert.equal(html("- a\n\n- b"), "<ul><li><p>a</p></li><li><p>b</p></li></ul>");
+  assert.equal(html("3. three\n4. four"), '<ol start="3"><li>three</li><li>four</li></ol>');
+});
+
+test("raw HTML and unsafe links stay text", () => {
+  assert.equal(
+    html('<img src=x onerror="alert(1)">\n<script>alert(2)</script>'),
+    "<p>&lt;img src=x onerror=&quot;alert(1)&quot;&gt;<br />&lt;script&gt;alert(2)&lt;/script&gt;</p>",
+  );
+  assert.equal(html("[bad](javascript:alert(1))"), "<p>[bad](javascript:alert(1))</p>");
+  assert.equal(html("[relative](/api/chat)"), "<p>relative</p>");
+  assert.equal(html("![pixel](https://example.com/p.png)"), `<p><a href="https://example.com/p.png" ${LINK} class="image-link">pixel</a></p>`);
 });
 
 test("an unclosed code fence while streaming is still a code block", () => {
-  const [code] = parseBlocks("```python\ndef f():\n    return 1");
-  assert.equal(code.kind, "code");
-  assert.equal(code.closed, false);
-  assert.equal(code.code, "def f():\n    return 1");
+  const out = html("```python\ndef f():\n    return 1");
+  assert.match(out, /<pre><code class="language-python">def f\(\):\n    return 1<\/code><\/pre>/);
+  assert.match(out, /<span class="code-lang">python<\/span>/);
 });
 
-test("raw HTML is just a paragraph of text", () => {
-  const blocks = parseBlocks('<img src=x onerror="alert(1)">\n<script>alert(2)</script>');
-  assert.deepEqual(blocks.map((b) => [b.kind, b.text]), [
-    ["paragraph", '<img src=x onerror="alert(1)">\n<script>alert(2)</script>'],
-  ]);
+test("a finished block's nodes are never replaced or touched while text is appended", () => {
+  const box = doc.createElement("div");
+  const view = new MarkdownView(box, { highlight: false });
+  view.update("First paragraph.\n\n- one\n- tw");
+  const [first, list] = box.children;
+  const firstItem = list.children[0];
+  const firstHtml = first.innerHTML;
+  view.update("First paragraph.\n\n- one\n- two\n- three\n\nAfter.");
+  assert.equal(box.children[0], first);
+  assert.equal(box.children[1], list);
+  assert.equal(list.children[0], firstItem);
+  assert.equal(first.innerHTML, firstHtml);
+  assert.equal(list.children.length, 3);
+  assert.equal(box.children[2].textContent, "After.");
 });
 
-test("nested lists under numbered items, with two-space indents", () => {
-  const [list] = parseBlocks("1. Step\n  - detail\n  - more\n2. Next");
-  assert.equal(list.ordered, true);
-  assert.equal(list.items.length, 2);
-  assert.deepEqual(
-    list.items[0].map((b) => b.kind),
-    ["paragraph", "list"],
-  );
-  assert.equal(list.items[0][1].items.length, 2);
-});
-
-test("a list can start right after a paragraph line", () => {
-  assert.deepEqual(kinds("Options:\n- a\n- b\n\nAfter."), ["paragraph", "list", "paragraph"]);
-});
-
-test("an ordered list keeps its start number", () => {
-  const [list] = parseBlocks("3. three\n4. four");
-  assert.equal(list.start, 3);
-});
-
-test("a finished block keeps its key while text is appended after it", () => {
-  const before = parseBlocks("First paragraph.\n\nSecond");
-  const after = parseBlocks("First paragraph.\n\nSecond grows\n\n- and a list");
-  assert.equal(before[0].key, after[0].key);
-  assert.notEqual(before[1].key, after[1].key);
+test("a text that is not the last one extended is rendered afresh", () => {
+  const box = doc.createElement("div");
+  const view = new MarkdownView(box, { highlight: false });
+  view.update("One.\n\nTwo.\n\nThree");
+  view.update("Other.");
+  assert.equal(box.innerHTML, "<p>Other.</p>");
 });
 
 test("retry times in plain words", () => {
@@ -122,7 +131,7 @@ test("errors in plain words", () => {
   );
   assert.equal(
     describeError(error({ status: 429, code: "rate_limited", message: "too many requests", retryAfter: 30 })),
-    "Rate limited: Too many requests. Try again in 30 seconds.",
+    "Too many requests. Try again in 30 seconds.",
   );
   assert.equal(
     describeError(error({ status: 503, code: "upstream_busy", message: "the model server is busy", retryAfter: 2 })),
@@ -159,7 +168,7 @@ test("the service's limits and restarts in plain words, with one retry time", ()
         retryAfter: 12,
       }),
     ),
-    "Rate limited: Too many requests: the limit is 20 a minute (bursts of 5). Try again in 12 seconds.",
+    "Too many requests: the limit is 20 a minute (bursts of 5). Try again in 12 seconds.",
   );
   assert.equal(
     describeError(
@@ -170,7 +179,7 @@ test("the service's limits and restarts in plain words, with one retry time", ()
         retryAfter: 5,
       }),
     ),
-    "Rate limited: You already have 2 answers streaming; wait for one to finish. Try again in 5 seconds.",
+    "You already have 2 answers streaming; wait for one to finish. Try again in 5 seconds.",
   );
   assert.equal(
     describeError(
@@ -210,4 +219,26 @@ test("timings from the done frame", () => {
     "First token after 2.5 s · 1 token",
   );
   assert.equal(describeDone({}), "");
+});
+
+test("limits in plain words: no field paths, numbers with separators, a way forward", () => {
+  const error = (fields) => new ChatError({ code: "input_too_long", message: "m", status: 413, ...fields });
+  const long = error({ field: "messages[0].content", message: "messages[0].content has 33000 characters; the limit is 32000" });
+  assert.equal(describeError(long), "A message is too long: 33,000 characters, and the limit is 32,000. Shorten it or split it.");
+  assert.equal(needsNewChat(long), false);
+  const context = error({ field: null, message: "the conversation is 9000 tokens; SmolLM2-135M holds 8192 in its context" });
+  assert.equal(
+    describeError(context),
+    "This conversation no longer fits the model's memory (the conversation is 9,000 tokens; SmolLM2-135M holds 8,192 in its context). Start a new chat to go on.",
+  );
+  assert.equal(needsNewChat(context), true);
+  const many = error({ field: "messages", message: "'messages' has 201 entries; the limit is 200" });
+  assert.equal(needsNewChat(many), true);
+  assert.equal(describeError(many), "This conversation has 201 messages, and the server takes at most 200. Start a new chat to go on.");
+  const upstream = new ChatError({ code: "upstream_rejected", message: "input length exceeds the context length", status: 400 });
+  assert.equal(needsNewChat(upstream), true);
+  const invalid = new ChatError({ code: "invalid_request", message: "messages[2].content contains a lone surrogate", status: 400 });
+  assert.equal(describeError(invalid), "A message contains a lone surrogate.");
+  assert.equal(describeError(new ChatError({ code: "rate_limited", message: "too many requests", status: 429, retryAfter: 7 }), { countdown: true }), "Too many requests.");
+  assert.equal(withSeparators("HTTP 502, port 8080: 12345 of 1000000 in 2.5 s, v1.2345"), "HTTP 502, port 8080: 12,345 of 1,000,000 in 2.5 s, v1.2345");
 });

@@ -2,38 +2,26 @@
 // loopback that cuts the connection mid-answer and serves GET /api/streams/{id}
 // the way llm-sse does: frames after Last-Event-ID, with their ids.
 import assert from "node:assert/strict";
-import { once } from "node:events";
-import { createServer } from "node:http";
 import { after, before, beforeEach, test } from "node:test";
 
 import { ChatError, backoffDelay, cancelStream, chat, streamUrl } from "../../static/sse.js";
+import { counter, errorAnswer, startServer, startStream } from "./server.mjs";
 
 let server;
-let base;
-let requests;
 let handler;
+/** Frames (meta and tokens) the client has taken in this test: the gate before a cut. */
+let taken;
 
 before(async () => {
-  server = createServer(async (req, res) => {
-    const chunks = [];
-    for await (const chunk of req) chunks.push(chunk);
-    const record = { method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() };
-    requests.push(record);
-    await handler(req, res, record);
-  });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  base = `http://127.0.0.1:${server.address().port}`;
+  server = await startServer((...args) => handler(...args));
 });
 
-after(() => {
-  server.closeAllConnections();
-  server.close();
-});
+after(() => server.close());
 
 beforeEach(() => {
-  requests = [];
+  server.requests = [];
   handler = (req, res) => res.end();
+  taken = counter();
 });
 
 const TOKEN = "t0k3n-of-the-stream";
@@ -52,25 +40,31 @@ const frame = (index) => {
 };
 const frames = (from, to) => Array.from({ length: to - from + 1 }, (_, i) => frame(from + i)).join("");
 
-function startStream(res) {
-  res.writeHead(200, { "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache" });
-  res.flushHeaders();
-}
-
-/** Write frames `from`..`to`, then cut the TCP connection without ending the response. */
+/**
+ * Write frames `from`..`to`, wait until the client has taken them, then cut
+ * the TCP connection without ending the response.
+ */
 async function writeThenCut(res, from, to) {
   startStream(res);
   res.write(frames(from, to));
-  await new Promise((resolve) => setTimeout(resolve, 20));
+  await taken.reached(to);
   res.socket.destroy();
 }
 
-function errorAnswer(res, status, error) {
-  res.writeHead(status, { "Content-Type": "application/json" });
-  res.end(JSON.stringify({ error }));
-}
-
-const options = (more = {}) => ({ url: `${base}/api/chat`, reconnectDelay: () => 0, ...more });
+/** chat()'s options for this server; every meta and token taken opens the gate a step. */
+const options = (more = {}) => ({
+  url: `${server.base}/api/chat`,
+  reconnectDelay: () => 0,
+  ...more,
+  onMeta: (meta) => {
+    more.onMeta?.(meta);
+    taken.add();
+  },
+  onToken: (text) => {
+    more.onToken?.(text);
+    taken.add();
+  },
+});
 const ASK = { messages: [{ role: "user", content: "A story?" }], resumable: true };
 
 test("a cut connection is resumed after the last frame: nothing missing, nothing twice", async () => {
@@ -94,7 +88,7 @@ test("a cut connection is resumed after the last frame: nothing missing, nothing
   assert.deepEqual(tokens, WORDS);
   assert.deepEqual(result.done, DONE);
   assert.deepEqual(events, ["meta", "reconnecting 1 network_error", "reconnected"]);
-  const [post, resume] = requests;
+  const [post, resume] = server.requests;
   assert.equal(post.method, "POST");
   assert.equal(JSON.parse(post.body).resumable, true);
   assert.equal(resume.method, "GET");
@@ -162,7 +156,7 @@ test("a stream the server no longer has ends the answer with its error at once",
   assert.equal(error.status, 410);
   assert.equal(error.phase, "stream");
   assert.deepEqual(tokens, WORDS.slice(0, 2));
-  assert.equal(requests.length, 2);
+  assert.equal(server.requests.length, 2);
 });
 
 test("after maxReconnects failures in a row the last error is thrown", async () => {
@@ -172,7 +166,7 @@ test("after maxReconnects failures in a row the last error is thrown", async () 
   };
   const error = await chat(ASK, options({ maxReconnects: 3 })).catch((e) => e);
   assert.equal(error.code, "service_unavailable");
-  assert.equal(requests.length, 4);
+  assert.equal(server.requests.length, 4);
 });
 
 test("an error frame is an answer, not a broken connection: no resume", async () => {
@@ -182,14 +176,14 @@ test("an error frame is an answer, not a broken connection: no resume", async ()
   };
   const error = await chat(ASK, options()).catch((e) => e);
   assert.equal(error.code, "cancelled");
-  assert.equal(requests.length, 1);
+  assert.equal(server.requests.length, 1);
 });
 
 test("without resumable, a cut connection is a network error as before", async () => {
   handler = async (req, res) => writeThenCut(res, 1, 3);
   const error = await chat({ ...ASK, resumable: false }, options()).catch((e) => e);
   assert.equal(error.code, "network_error");
-  assert.equal(requests.length, 1);
+  assert.equal(server.requests.length, 1);
 });
 
 test("Stop during the backoff rejects with AbortError at once", { timeout: 10_000 }, async () => {
@@ -204,7 +198,7 @@ test("Stop during the backoff rejects with AbortError at once", { timeout: 10_00
     }),
   );
   await assert.rejects(answer, { name: "AbortError" });
-  assert.equal(requests.length, 1);
+  assert.equal(server.requests.length, 1);
 });
 
 test("cancelStream posts to the stream's cancel endpoint with its token", async () => {
@@ -212,9 +206,9 @@ test("cancelStream posts to the stream's cancel endpoint with its token", async 
     res.writeHead(200, { "Content-Type": "application/json" });
     res.end(JSON.stringify({ id: "s1", status: "cancelled" }));
   };
-  const answer = await cancelStream(META, { url: `${base}/api/chat` });
+  const answer = await cancelStream(META, { url: `${server.base}/api/chat` });
   assert.deepEqual(answer, { id: "s1", status: "cancelled" });
-  const [request] = requests;
+  const [request] = server.requests;
   assert.equal(request.method, "POST");
   assert.equal(request.url, "/api/streams/s1/cancel");
   assert.equal(request.headers["x-resume-token"], TOKEN);

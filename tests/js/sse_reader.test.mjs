@@ -1,11 +1,11 @@
-// The event-stream reader of static/sse.js against every vector of
+// The event-stream reader of static/eventstream.js against every vector of
 // tests/fixtures/sse_parser_vectors.json, fed as bytes in every split the
 // vector allows: whole, one byte at a time, and its own chunks.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
-import { EventStreamParser, EventTooLargeError, readEvents } from "../../static/sse.js";
+import { EventStreamParser, EventTooLargeError, readEvents } from "../../static/eventstream.js";
 
 const VECTORS = JSON.parse(readFileSync(new URL("../fixtures/sse_parser_vectors.json", import.meta.url), "utf8"));
 const encoder = new TextEncoder();
