@@ -74,6 +74,7 @@ class StreamClient(asyncio.Protocol):
         *,
         stamped: bool,
         on_end: Callable[[StreamClient], None] | None = None,
+        stall: bool = False,
     ) -> None:
         self.target = target
         self.ident = ident
@@ -91,6 +92,7 @@ class StreamClient(asyncio.Protocol):
         self.ended = False
         self.first_token = asyncio.get_running_loop().create_future()
         self.aborted_ns: int | None = None
+        self.stall = stall  # send the request, then never read (a client that stopped reading)
 
     # -- asyncio.Protocol
 
@@ -98,6 +100,8 @@ class StreamClient(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         transport.write(self.target.request(self.spec))
+        if self.stall:
+            transport.pause_reading()
 
     def data_received(self, data: bytes) -> None:
         now = time.monotonic_ns()
@@ -144,7 +148,7 @@ class StreamClient(asyncio.Protocol):
             self._fail(region[region.find(b"event: error") :][:300].decode(errors="replace"))
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if not self.ended and self.aborted_ns is None:
+        if not self.ended and self.aborted_ns is None and not self.stall:
             self._fail(f"connection closed before the answer ended ({exc or 'EOF'})")
         self._end()
 
@@ -195,12 +199,19 @@ class Load:
         self.count += 1
         return f"{self.prefix}{self.count}"
 
-    async def open_stream(self, n: int, interval_ms: float, mode: str, *, renew: bool = False) -> StreamClient:
-        """Open one stream; with ``renew``, a new one replaces it when it ends while running."""
+    async def open_stream(
+        self, n: int, interval_ms: float, mode: str, *, renew: bool = False, size: int = 0, stall: bool = False
+    ) -> StreamClient:
+        """Open one stream; with ``renew``, a new one replaces it when it ends while running.
+
+        ``size``: bytes of text per token (fast mode); ``stall``: never read the answer.
+        """
         on_end = self._renew(n, interval_ms, mode) if renew else self._forget
         ident = self._next_id()
-        spec = f"bench id={ident} n={n} interval={interval_ms:g} mode={mode}"
-        client = StreamClient(self.target, ident, spec, self.totals, stamped=mode == "stamp", on_end=on_end)
+        spec = f"bench id={ident} n={n} interval={interval_ms:g} mode={mode}" + (f" size={size}" if size else "")
+        client = StreamClient(
+            self.target, ident, spec, self.totals, stamped=mode == "stamp", on_end=on_end, stall=stall
+        )
         self.open.add(client)
         async with self._connects:
             try:

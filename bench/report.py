@@ -67,6 +67,12 @@ def derived(results: dict[str, Any]) -> dict[str, Any]:
         targets["CPU per token < 15 us"] = cpu < 15
     if per_stream:
         targets["RSS per open stream <= 20 KiB"] = max(per_stream) <= 20
+    stalled = _get(results, "stalled", "relay", "waves")
+    if stalled:
+        targets["RSS per stalled stream <= 128 KiB, second wave no growth"] = (
+            max(w["kib_per_stream"] for w in stalled) <= 128
+            and _get(results, "stalled", "relay", "second_wave_growth_kib") <= 1024
+        )
     if "added_latency_p99_ms" in out:
         targets["added latency p99 <= 2 ms"] = out["added_latency_p99_ms"] <= 2
     for phase in ("streaming", "silent"):
@@ -117,6 +123,14 @@ def table(results: dict[str, Any]) -> str:
             rows.append((name, "—", _fmt(entry["kib_per_stream"], 2)))
         else:
             rows.append((f"RSS per open stream, {entry['streams']:,} streams", "—", entry.get("skipped", "")))
+    for number, wave in enumerate(_get(results, "stalled", "relay", "waves") or [], 1):
+        size = _get(results, "stalled", "relay", "token_bytes")
+        count = _get(results, "stalled", "relay", "streams")
+        name = f"RSS KiB per stalled stream, {count} clients not reading, {size}-byte tokens (wave {number})"
+        rows.append((name, "—", _fmt(wave["kib_per_stream"], 2)))
+    growth = _get(results, "stalled", "relay", "second_wave_growth_kib")
+    if growth is not None:
+        rows.append(("RSS growth KiB after a second wave of stalled clients", "—", _fmt(growth)))
     for phase in ("streaming", "silent"):
         row(f"cancel → upstream close p50, ms ({phase})", "cancel", phase, "lag_ms", "p50", digits=2)
         row(f"cancel → upstream close p99, ms ({phase})", "cancel", phase, "lag_ms", "p99", digits=2)

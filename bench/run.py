@@ -62,6 +62,9 @@ class Scale:
     cancel_streams: int = 200
     cancel_spacing_ms: float = 5.0
     cancel_grace_s: float = 2.0
+    stalled_streams: int = 200
+    stalled_token_bytes: int = 2000
+    stalled_send_timeout_s: float = 5.0
 
 
 SCALES = {
@@ -81,9 +84,11 @@ SCALES = {
         cancel_streams=6,
         cancel_spacing_ms=2.0,
         cancel_grace_s=0.5,
+        stalled_streams=6,
+        stalled_send_timeout_s=1.0,
     ),
 }
-SCENARIOS = ("fixed", "max", "memory", "cancel")
+SCENARIOS = ("fixed", "max", "memory", "cancel", "stalled")
 
 
 @dataclass
@@ -105,9 +110,8 @@ class Bench:
             return await body(Target("direct", "127.0.0.1", self.upstream_port), None)
         # Opening a local file, before the service starts: nothing is measured yet.
         with open(self.logs / f"service-{name}.log", "ab") as log:  # noqa: ASYNC230
-            service, port = start_service(
-                self.upstream_port, self.service_cpus, log, self.service_args, self.service_root
-            )
+            extra = [*self.service_args, *self.scenario_args(name)]
+            service, port = start_service(self.upstream_port, self.service_cpus, log, extra, self.service_root)
             profiler = None
             try:
                 await wait_healthy(port, service)
@@ -119,6 +123,12 @@ class Bench:
                     profiler.send_signal(signal.SIGINT)
                     profiler.wait(30)
                 service.stop()
+
+    def scenario_args(self, name: str) -> list[str]:
+        """Flags one scenario needs (the stalled clients' send timeout, so a second wave can follow)."""
+        if name == "stalled":
+            return ["--send-timeout", f"{self.scale.stalled_send_timeout_s:g}"]
+        return []
 
     async def generations(self) -> dict[str, Any]:
         _, data = await http_json(self.upstream_port, "GET", "/bench/generations")
@@ -296,6 +306,73 @@ async def cancel(bench: Bench, target: Target, service: Process | None) -> dict[
     return figures
 
 
+async def stalled(bench: Bench, target: Target, service: Process | None) -> dict[str, Any]:
+    """Service RSS per client that stopped reading, while the upstream floods large tokens; then a second wave.
+
+    Each client sends its request and never reads; the upstream sends
+    ``stalled_token_bytes``-byte tokens as fast as the service takes them.
+    Once every stream's upstream has stopped (the service stopped reading it
+    because its client's buffers are full), RSS is read; then the service's
+    ``send_timeout`` ends them all, and a second wave does the same: a
+    service that frees what the first wave held does not grow.
+    """
+    s = bench.scale
+    if service is None:
+        return {"skipped": "measured on the service only"}
+    totals = Totals()
+    warm = Load(target, totals, prefix="w")
+    clients = [await warm.open_stream(5, 1, "stamp") for _ in range(4)]
+    await wait_ended(clients, 10.0)
+    await asyncio.sleep(0.3)
+    idle = service.usage().rss_kib
+    figures: dict[str, Any] = {
+        "streams": s.stalled_streams,
+        "token_bytes": s.stalled_token_bytes,
+        "send_timeout_s": s.stalled_send_timeout_s,
+        "idle_rss_kib": idle,
+        "waves": [],
+    }
+    for wave in (1, 2):
+        load = Load(target, totals, prefix=f"s{wave}-", connect_concurrency=128)
+        await asyncio.gather(
+            *(
+                load.open_stream(10**6, 0, "fast", size=s.stalled_token_bytes, stall=True)
+                for _ in range(s.stalled_streams)
+            )
+        )
+        await wait_upstream_stopped(bench, s.stalled_streams, 60.0)
+        held = service.usage().rss_kib
+        left = await bench.upstream_idle(s.stalled_send_timeout_s * 3 + 30.0)
+        await asyncio.sleep(0.3)
+        after = service.usage().rss_kib
+        await load.stop()
+        figures["waves"].append(
+            {
+                "rss_kib": held,
+                "kib_per_stream": round((held - idle) / s.stalled_streams, 2),
+                "rss_after_timeout_kib": after,
+                "upstream_left_running": left,
+            }
+        )
+    first, second = figures["waves"]
+    figures["second_wave_growth_kib"] = second["rss_after_timeout_kib"] - first["rss_after_timeout_kib"]
+    return figures
+
+
+async def wait_upstream_stopped(bench: Bench, streams: int, within: float) -> None:
+    """Until ``streams`` generations run and none has sent a line since the last look (all stalled)."""
+    deadline = time.monotonic() + within
+    last: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        data = await bench.generations()
+        sent = {g[0]: g[1] for g in data["generations"] if not g[2] and g[3] is None}
+        if len(sent) >= streams and sent == last:
+            return
+        last = sent
+        await asyncio.sleep(0.5)
+    raise RuntimeError(f"the upstream did not stall within {within} s")
+
+
 async def wait_ended(clients: list[StreamClient], within: float) -> None:
     deadline = time.monotonic() + within
     while not all(c.ended for c in clients):
@@ -331,7 +408,7 @@ def open_files_limit(pid: int) -> int:
     return 0
 
 
-SCENARIO_FUNCTIONS = {"fixed": fixed_load, "max": max_rate, "memory": memory, "cancel": cancel}
+SCENARIO_FUNCTIONS = {"fixed": fixed_load, "max": max_rate, "memory": memory, "cancel": cancel, "stalled": stalled}
 
 
 # -- the run

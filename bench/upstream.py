@@ -17,7 +17,8 @@ What each generation does is read from the last message's content,
   clock in every process of the machine), so a reader can measure each token's
   latency;
 * ``fast``: lines as fast as the connection takes them (their text a constant
-  ``" @0"``), written in batches while the socket is writable;
+  ``" @0"``, or with ``size=<bytes>`` that many bytes of text after it: large
+  tokens), written in batches while the socket is writable;
 * ``silent``: nothing at all, like a model that is loading (until the client
   leaves).
 
@@ -86,6 +87,18 @@ def done_line(tokens: int, elapsed_ns: int) -> bytes:
     return json.dumps(line, separators=(",", ":")).encode() + b"\n"
 
 
+_large: dict[int, tuple[bytes, bytes]] = {}
+
+
+def _large_chunk(size: int) -> tuple[bytes, bytes]:
+    """A fast line whose token carries ``size`` more bytes of text (one chunk, and a batch of them)."""
+    if size not in _large:
+        line = _LINE_HEAD + b" @0" + b"x" * size + _LINE_TAIL
+        chunk = b"%x\r\n%s\r\n" % (len(line), line)
+        _large[size] = (chunk, chunk * _FAST_BATCH_LINES)
+    return _large[size]
+
+
 def _write_if_open(transport: Any, data: bytes) -> None:
     if not transport.is_closing():
         transport.write(data)
@@ -109,6 +122,7 @@ class Generation:
     finished: bool = False
     closed_ns: int | None = None  # its connection closed while it was running
     due_ns: int = 0
+    size: int = 0  # fast mode: bytes of text per token beyond " @0"
 
     def record(self) -> list[Any]:
         return [self.id, self.sent, self.finished, self.closed_ns]
@@ -194,10 +208,11 @@ class Upstream:
         if left <= 0:
             self._finish(gen)
             return
+        chunk, batch = (_FAST_CHUNK, _FAST_BATCH) if not gen.size else _large_chunk(gen.size)
         if left >= _FAST_BATCH_LINES:
-            data, count = _FAST_BATCH, _FAST_BATCH_LINES
+            data, count = batch, _FAST_BATCH_LINES
         else:
-            data, count = _FAST_CHUNK * left, left
+            data, count = chunk * left, left
         if not gen.head_sent:
             gen.head_sent = True
             data = self.head + data
@@ -292,6 +307,7 @@ class UpstreamProtocol(asyncio.Protocol):
                 mode=spec.get("mode", "stamp"),
                 protocol=self,
                 started_ns=time.monotonic_ns(),
+                size=int(spec.get("size", "0")),
             )
             self.generation = gen
             upstream.start(gen)

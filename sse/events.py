@@ -17,7 +17,8 @@ class Token:
 
     ``count`` is how many upstream tokens the text stands for: a provider merges
     the tokens that arrived in one upstream read into one event, so the relay
-    writes them in one frame (see ``coalesce``).
+    writes them in one frame (see ``coalesce``); the later pieces of a token
+    too long for one frame count 0.
     """
 
     text: str
@@ -30,6 +31,24 @@ class Thinking:
 
     text: str
     count: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """The model asks the client to run a tool; llm-sse never runs it.
+
+    Complete when yielded: providers reassemble OpenAI's streamed argument
+    fragments by ``index`` and dump Ollama's argument objects to JSON, so
+    every encoder gets one call with ``arguments`` exactly as a JSON string
+    (as the model produced it, not re-parsed).  ``id`` is the upstream's,
+    or one made up when the upstream gives none, so the client can answer
+    the call by id in its next request.
+    """
+
+    id: str
+    name: str
+    arguments: str
+    index: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,38 +93,64 @@ class Skipped:
     sample: str
 
 
-Event = Token | Thinking | Done | StreamError | Skipped
+Event = Token | Thinking | ToolCall | Done | StreamError | Skipped
 
 
-def coalesce(events: list[Event]) -> list[Event]:
-    """Merge runs of adjacent ``Token`` (or ``Thinking``) events into one.
+# The most text one merged event carries, in characters.  A read can hold
+# hundreds of kilobytes of tokens (a fast upstream ahead of a slow client); as
+# one frame that is hundreds of kilobytes held, in several copies, by every
+# client that stops reading.  Capped, a frame is at most 4 KiB of ASCII (24 KiB
+# if every character needed a six-byte JSON escape), whatever the token sizes.
+MAX_MERGED_CHARS = 4096
+
+
+def coalesce(events: list[Event], limit: int = MAX_MERGED_CHARS) -> list[Event]:
+    """Merge runs of adjacent ``Token`` (or ``Thinking``) events into events of at most ``limit`` characters.
 
     Called on the events decoded from one upstream read: a read that carried
     five tokens becomes one frame and one write to the client instead of five,
-    which is most of what a relay can save per token.  Each run's texts are
-    joined once: a busy upstream's read can carry a thousand tokens, and
-    adding them one by one would copy the growing text a thousand times.
+    which is most of what a relay can save per token.  Each merged event's
+    texts are joined once: a busy upstream's read can carry a thousand tokens,
+    and adding them one by one would copy the growing text a thousand times.
+
+    No event's text exceeds ``limit``: a run is cut where the next token would
+    pass it, and a single longer token is split (its ``count`` stays on the
+    first piece, so the counts still add up).
     """
-    if len(events) < 2:
+    if len(events) < 2 and not (events and _too_long(events[0], limit)):
         return events
     merged: list[Event] = []
     run: list[Token | Thinking] = []
+    size = 0
     for event in events:
         if isinstance(event, Token | Thinking):
-            if run and type(run[0]) is type(event):
-                run.append(event)
-                continue
-            if run:
+            length = len(event.text)
+            if run and (type(run[0]) is not type(event) or size + length > limit):
                 merged.append(_merge(run))
-            run = [event]
+                run, size = [], 0
+            if length > limit:
+                merged.extend(_split(event, limit))
+                continue
+            run.append(event)
+            size += length
             continue
         if run:
             merged.append(_merge(run))
-            run = []
+            run, size = [], 0
         merged.append(event)
     if run:
         merged.append(_merge(run))
     return merged
+
+
+def _too_long(event: Event, limit: int) -> bool:
+    return isinstance(event, Token | Thinking) and len(event.text) > limit
+
+
+def _split(event: Token | Thinking, limit: int) -> list[Event]:
+    kind = type(event)
+    text = event.text
+    return [kind(text[start : start + limit], event.count if start == 0 else 0) for start in range(0, len(text), limit)]
 
 
 def _merge(run: list[Token | Thinking]) -> Event:

@@ -52,7 +52,10 @@ class EventStreamDecoder:
         self.last_event_id = ""
         self.retry: int | None = None
         self._decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
-        self._partial = ""
+        # An unfinished line, in the pieces it came in (joined once it ends, so a
+        # long line read in many small pieces is copied once, not once per piece).
+        self._partial: list[str] = []
+        self._partial_size = 0
         self._skip_lf = False
         self._data: list[str] = []
         self._data_size = 0
@@ -66,7 +69,8 @@ class EventStreamDecoder:
     def close(self) -> list[ServerSentEvent]:
         """End of stream: flush the decoder; an unterminated event is dropped."""
         events = self._feed_text(self._decoder.decode(b"", final=True))
-        self._partial = ""
+        self._partial = []
+        self._partial_size = 0
         self._data = []
         self._data_size = 0
         self._event_type = ""
@@ -79,7 +83,15 @@ class EventStreamDecoder:
             self._skip_lf = False
             if text[0] == "\n":
                 text = text[1:]
-        buffer = self._partial + text if self._partial else text
+        if self._partial:
+            if "\n" not in text and "\r" not in text:
+                self._keep_partial(text)
+                return []
+            buffer = "".join(self._partial) + text
+            self._partial = []
+            self._partial_size = 0
+        else:
+            buffer = text
         events: list[ServerSentEvent] = []
         pos = 0
         for match in _LINE_END.finditer(buffer):
@@ -88,10 +100,15 @@ class EventStreamDecoder:
         if buffer and pos == len(buffer) and buffer[-1] == "\r":
             # A CR that ends the chunk may be the first half of a CRLF.
             self._skip_lf = True
-        self._partial = buffer[pos:]
-        if len(self._partial) > self.max_size:
-            raise EventTooLarge(f"event-stream line longer than {self.max_size}")
+        if pos < len(buffer):
+            self._keep_partial(buffer[pos:] if pos else buffer)
         return events
+
+    def _keep_partial(self, piece: str) -> None:
+        self._partial.append(piece)
+        self._partial_size += len(piece)
+        if self._partial_size > self.max_size:
+            raise EventTooLarge(f"event-stream line longer than {self.max_size}")
 
     def _process_line(self, line: str, events: list[ServerSentEvent]) -> None:
         if not line:

@@ -40,7 +40,7 @@ class NdjsonDecoder:
         self.max_line = max_line
         self.skipped = 0
         self.last_skipped: bytes | None = None
-        self._tail = b""
+        self._tail: bytes | bytearray = b""
 
     def feed(self, chunk: bytes) -> list[Any]:
         """Return the values of every line completed by ``chunk``."""
@@ -49,9 +49,15 @@ class NdjsonDecoder:
             # No line completed: keep the bytes and enforce the limit.
             if len(self._tail) + len(chunk) > self.max_line:
                 raise LineTooLong(self.max_line)
-            self._tail += chunk
+            if not self._tail:
+                self._tail = chunk
+            else:
+                # A long line in many reads: grow one buffer, not a copy per read.
+                if type(self._tail) is bytes:
+                    self._tail = bytearray(self._tail)
+                self._tail += chunk
             return []
-        head = self._tail + chunk[: end + 1] if self._tail else chunk[: end + 1]
+        head = b"".join((self._tail, chunk[: end + 1])) if self._tail else chunk[: end + 1]
         rest = chunk[end + 1 :]
         if len(rest) > self.max_line:
             raise LineTooLong(self.max_line)
@@ -67,7 +73,7 @@ class NdjsonDecoder:
         """End of stream: parse a last line that had no newline, if any."""
         tail, self._tail = self._tail, b""
         values: list[Any] = []
-        self._parse(tail, values)
+        self._parse(bytes(tail), values)
         return values
 
     def _parse(self, line: bytes, out: list[Any]) -> None:

@@ -1,9 +1,10 @@
 """Redis, where the service uses it: one client per URL, shared by the limits and resumable streams.
 
 ``REDIS_URL`` (or the file ``REDIS_URL_FILE`` names) is read once, here;
-``RedisClients`` makes one ``redis.asyncio.Redis`` per URL for the
-application and closes it once, after both users.  Every key the service
-writes starts with ``PREFIX``.
+``RedisClients`` makes one client per URL for the application -- one server,
+a Redis Cluster or a primary found through Sentinel (``redis_topology``
+says how each is named) -- and closes it once, after both users.  Every key
+the service writes starts with ``PREFIX`` and carries a hash tag.
 
 Each user bounds its own calls and decides what a failure means -- the
 limits answer within ``redis_timeout`` or fall back to this process, a resume
@@ -17,9 +18,9 @@ Imports the ``redis`` package only when a client is made (the ``redis`` extra).
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from .errors import StartupError
+from .redis_topology import RedisUrlError, make_client, parse_redis_url
 from .secretfile import read_secret
 from .settings import REDIS_SCHEMES, Settings
 
@@ -33,17 +34,21 @@ class MissingRedis(StartupError):
 def redis_url(settings: Settings) -> str:
     """The configured Redis URL ("" when there is none)."""
     url = read_secret(settings.redis_url, settings.redis_url_file, "REDIS_URL")
-    if url and not url.startswith(REDIS_SCHEMES):
-        raise StartupError("REDIS_URL must start with redis://, rediss:// or unix://")
+    if url:
+        if not url.startswith(REDIS_SCHEMES):
+            raise StartupError(
+                "REDIS_URL must start with redis://, rediss://, unix://, redis+cluster:// or redis+sentinel://"
+            )
+        try:
+            parse_redis_url(url)
+        except RedisUrlError as exc:
+            raise StartupError(str(exc)) from None
     return url
 
 
 def describe_url(url: str) -> str:
     """Where Redis is, without the password a URL may carry."""
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        return f"unix:{parts.path}"
-    return f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}{parts.path}"
+    return parse_redis_url(url).describe()
 
 
 class RedisClients:
@@ -58,14 +63,14 @@ class RedisClients:
         client = self._clients.get(url)
         if client is None:
             try:
-                from redis.asyncio import Redis
+                import redis  # noqa: F401 (only to say what is missing)
             except ImportError:
                 raise MissingRedis(
                     "REDIS_URL is set but the redis package is missing: pip install 'llm-sse[redis]'"
                 ) from None
             settings = self.settings
-            client = self._clients[url] = Redis.from_url(
-                url,
+            client = self._clients[url] = make_client(
+                parse_redis_url(url),
                 socket_connect_timeout=settings.connect_timeout,
                 # Longer than any XREAD BLOCK (at most a heartbeat).
                 socket_timeout=settings.heartbeat + 10.0,

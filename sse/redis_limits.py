@@ -5,7 +5,9 @@ client's bucket, purge expired leases, check both stream caps, and only if
 all pass take the token and record the lease.  The script reads Redis's own
 clock (``TIME``), so instances whose clocks disagree still share one bucket.
 
-Keys (prefix ``llm-sse:``):
+Keys (prefix ``llm-sse:{limits}:``; the hash tag puts them all in one slot of
+a Redis Cluster, because one admission reads a client's keys and the global
+count together, atomically):
 
 * ``bucket:<client>`` -- a hash ``{tokens, ts}``, expiring once it would be full;
 * ``streams:<client>`` and ``streams`` -- sorted sets of stream ids scored by
@@ -25,6 +27,10 @@ from typing import Any
 
 from .limits import Limits, SharedUnavailable, rate_limited, server_busy, too_many_streams
 from .redis_client import PREFIX
+
+# One hash tag for every limits key: an admission reads a client's keys and the
+# global count in one script, so on a Redis Cluster they must share a slot.
+LIMITS_PREFIX = PREFIX + "{limits}:"
 
 # KEYS: bucket, client's streams, all streams.
 # ARGV: tokens per ms, capacity, streams per client, streams, lease ms, stream id.
@@ -89,11 +95,11 @@ return 1
 
 
 def streams_key(client: str | None = None) -> str:
-    return f"{PREFIX}streams:{client}" if client is not None else f"{PREFIX}streams"
+    return f"{LIMITS_PREFIX}streams:{client}" if client is not None else f"{LIMITS_PREFIX}streams"
 
 
 def bucket_key(client: str) -> str:
-    return f"{PREFIX}bucket:{client}"
+    return f"{LIMITS_PREFIX}bucket:{client}"
 
 
 class RedisBackend:

@@ -36,7 +36,16 @@ from .injection import MODES
 from .limits import Limits
 from .routing import ModelMap
 
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+# One server, a Redis Cluster, or a primary found through Sentinel (sse/redis_topology.py).
+REDIS_SCHEMES = (
+    "redis://",
+    "rediss://",
+    "unix://",
+    "redis+cluster://",
+    "rediss+cluster://",
+    "redis+sentinel://",
+    "rediss+sentinel://",
+)
 _TRUE = {"1", "true", "yes", "on"}
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _RESERVED_HEADERS = {"authorization", "content-type", "content-length", "host", "accept", "transfer-encoding"}
@@ -378,7 +387,9 @@ class Settings:
                 raise SettingsError(f"{self.name_of(name)} must be {_one_of(allowed)}, got {getattr(self, name)!r}")
         if self.redis_url and not self.redis_url.startswith(REDIS_SCHEMES):
             # The URL may hold a password: say what is wrong without echoing it.
-            raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
+            raise SettingsError(
+                "REDIS_URL must start with redis://, rediss://, unix://, redis+cluster:// or redis+sentinel://"
+            )
         # Parse everything that needs it now: each value is kept, and a bad one stops the start here.
         for name in _PARSED:
             getattr(self, name)

@@ -12,6 +12,7 @@ generating: the upstream sees no FIN).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import email.utils
 import json
@@ -42,6 +43,12 @@ ERROR_BODY_LIMIT = 64 * 1024
 # much, so the connection can go back to the pool; past either, it is closed.
 DRAIN_TIMEOUT = 1.0
 DRAIN_LIMIT = 64 * 1024
+# One read of an upstream body takes at most this much, and aiohttp stops
+# reading the socket once this much (twice it, its high-water mark) waits
+# unread.  A network read can otherwise carry up to 256 KiB, all of it held
+# while a client that stopped reading blocks the stream: a stalled stream's
+# upstream side costs at most about 3 x READ_BYTES, whatever the upstream sends.
+READ_BYTES = 16 * 1024
 # Retry-After's delay-seconds, and a fraction, which some servers send.  Not
 # float()'s syntax: that takes "inf", "nan" and "1e999".
 _SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
@@ -71,6 +78,7 @@ def make_session(*, connect_timeout: float, limit: int = 0) -> aiohttp.ClientSes
     """
     return aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_connect=connect_timeout, sock_read=None),
+        read_bufsize=READ_BYTES,
         connector=aiohttp.TCPConnector(limit=limit, limit_per_host=limit, enable_cleanup_closed=False),
         auto_decompress=True,
         raise_for_status=False,
@@ -174,6 +182,7 @@ async def open_stream(
             except (TimeoutError, aiohttp.ClientError):
                 error_body = b""
             raise on_error_status(response.status, error_message(error_body), _retry_after(response))
+        _bound_socket_reads(response)
         body = UpstreamBody(response)
         yield body
     finally:
@@ -184,6 +193,22 @@ async def open_stream(
             await _drain(response)
         else:
             response.close()
+
+
+def _bound_socket_reads(response: aiohttp.ClientResponse) -> None:
+    """Make each socket read of the answer's connection at most ``READ_BYTES``.
+
+    asyncio reads up to 256 KiB whenever a socket is readable, and aiohttp
+    stops reading only once a read has taken it past its high-water mark: one
+    read could put 256 KiB behind a stream whose client stopped reading.  The
+    standard library's transports read at most their ``max_size``; another
+    loop's transport keeps its own bound.
+    """
+    connection = response.connection
+    transport = connection.transport if connection is not None else None
+    if transport is not None and getattr(transport, "max_size", 0) > READ_BYTES:
+        with contextlib.suppress(AttributeError):
+            setattr(transport, "max_size", READ_BYTES)  # noqa: B010 (not a declared attribute of Transport)
 
 
 async def _drain(response: aiohttp.ClientResponse) -> None:
@@ -212,13 +237,13 @@ def dropped(name: str, exc: BaseException) -> UpstreamDisconnected:
 
 
 async def read_chunk(response: aiohttp.ClientResponse, name: str) -> bytes:
-    """The next network read of the body; ``b""`` at its end.
+    """The next read of the body (at most ``READ_BYTES``); ``b""`` at its end.
 
     A plain coroutine rather than an async generator: an abandoned generator
     nested in another is only closed later by the garbage collector.
     """
     try:
-        return await response.content.readany()
+        return await response.content.read(READ_BYTES)
     except READ_ERRORS as exc:
         raise dropped(name, exc) from None
 

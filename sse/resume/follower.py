@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 from aiohttp import web
 
@@ -44,6 +44,10 @@ log = logging.getLogger("llm_sse.follower")
 
 # A browser's EventSource waits this long before reconnecting (its default is about 3 s).
 RETRY_MS = 1000
+# A batch goes out in writes of at most about this much: a replay of a long
+# stream in one write would hold the whole log twice more (the joined bytes,
+# the transport's copy) for a follower that stopped reading.
+WRITE_BYTES = 16 * 1024
 
 
 class Follower:
@@ -155,7 +159,8 @@ class Follower:
         if self.last == 0 and self.creator_meta is not None:
             pieces = [self.creator_meta(), *pieces[1:]]
         await self.writer.commit()
-        await self.writer.send(b"".join(pieces) if len(pieces) > 1 else pieces[0])
+        for data in _joined(pieces, WRITE_BYTES):
+            await self.writer.send(data)
         self._frames_sent += len(pieces)
         self.last = batch.last
 
@@ -189,3 +194,17 @@ class Follower:
         await self.writer.send(frames.encode("error", {"code": code, "message": message}))
         await self.writer.close()
         return Ending(code, message), self.writer.response
+
+
+def _joined(pieces: list[bytes], limit: int) -> Iterator[bytes]:
+    """``pieces`` joined into runs of at most ``limit`` bytes (a longer piece alone)."""
+    run: list[bytes] = []
+    size = 0
+    for piece in pieces:
+        if run and size + len(piece) > limit:
+            yield b"".join(run) if len(run) > 1 else run[0]
+            run, size = [], 0
+        run.append(piece)
+        size += len(piece)
+    if run:
+        yield b"".join(run) if len(run) > 1 else run[0]

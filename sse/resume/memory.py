@@ -224,6 +224,8 @@ class ResumableStreams:
 
     def _drop(self, stream_id: str) -> None:
         self._local.pop(stream_id, None)
+        if self.redis is not None:
+            self.redis.forget(stream_id)
         handle = self._expiry.pop(stream_id, None)
         if handle is not None:
             handle.cancel()

@@ -4,29 +4,38 @@ Used when ``REDIS_URL`` is set (the ``redis`` extra).  The generating instance
 keeps its frame log in memory as always and copies it to Redis; any instance
 can then replay and follow the stream, and cancel it.
 
-Keys (``{id}`` is the stream id):
+Keys (``ID`` is the stream id, ``INSTANCE`` an instance's; the braces are
+hash tags, so a stream's keys share one hash slot of a Redis Cluster):
 
-* ``llm-sse:stream:{id}`` -- a hash: ``token`` (the resume token's SHA-256,
+* ``llm-sse:stream:{ID}`` -- a hash: ``token`` (the resume token's SHA-256,
   never the token), ``owner`` (the generating instance), ``meta`` (frame 1,
   kept apart so trimming never drops it), ``first``/``last`` (the oldest
   frame kept and the newest written), ``state`` (``live``/``ended``) and
   ``outcome``;
-* ``llm-sse:frames:{id}`` -- a Redis Stream of frames 2..n, entry id
-  ``{n}-0``, field ``f`` the frame's bytes and ``t`` on the terminal frame.
-  ``XADD`` with explicit ids and ``MAXLEN`` (``resume_max_frames``), and
-  ``XTRIM MINID`` to the generating log's oldest kept frame (its byte bound);
-* ``llm-sse:seen:{id}`` -- a follower on another instance was here: set with
+* ``llm-sse:frames:{ID}`` -- a Redis Stream of frames 1..n, entry id
+  ``{n}-0``, field ``f`` the frame's bytes and ``t`` on the terminal frame,
+  trimmed to the generating log's bounds;
+* ``llm-sse:seen:{ID}`` -- a follower on another instance was here: set with
   an expiry of the grace window, refreshed while it follows;
-* ``llm-sse:instance:{instance}`` -- the instance is alive (a lease refreshed
+* ``llm-sse:instance:{INSTANCE}`` -- the instance is alive (a lease refreshed
   every 5 s, expiring after 15 s), so a follower elsewhere notices a crash;
-* channel ``llm-sse:cancel`` -- stream ids to cancel; every instance
-  subscribes once and cancels the generations it owns.
+* ``llm-sse:cancel:{INSTANCE}`` -- a Redis Stream of stream ids to cancel,
+  which that instance reads with ``XREAD BLOCK`` (not pub/sub: it works on a
+  Cluster, and a cancel sent while the instance's connection is down waits
+  for it instead of being lost).
 
 Writes are batched: the copy is a reader of the log, and each wake-up writes
-everything new in one ``MULTI`` pipeline, never a round trip per token.  Both
-keys expire ``resume_retention`` seconds after the stream ended (while it is
-live, after ``resume_retention + idle_timeout`` without a write, which a live
-stream never reaches).
+everything new in one Lua script, never a round trip per token.  The script
+appends only if the hash still holds this stream's token and the newest frame
+the copy wrote: after Redis restarted empty, or failed over to a replica that
+missed the last writes, the copy rewrites the stream whole (hash and every
+frame the log still holds) instead of appending to nothing.  The same check
+runs for every stream of this instance as soon as Redis answers again after
+an outage, or when this instance's lease was found missing, so a stream that
+is silent (a model thinking) is resumable everywhere again at once, not at
+its next token.  Both keys expire ``resume_retention`` seconds after the
+stream ended (while it is live, after ``resume_retention + idle_timeout``
+without a write, which a live stream never reaches).
 
 Followers read with ``XREAD BLOCK`` for at most the time until their next
 heartbeat or presence refresh, so they keep pinging their client.  Every
@@ -53,7 +62,6 @@ from .token import token_matches
 
 log = logging.getLogger("llm_sse.redis")
 
-CANCEL_CHANNEL = PREFIX + "cancel"
 LEASE_S = 15.0
 LEASE_REFRESH_S = 5.0
 PRESENCE_REFRESH_S = 5.0
@@ -65,24 +73,72 @@ RECONNECT_S = 5.0
 FINAL_COPY_WITHIN_S = 30.0
 # At shutdown, how long the last copies may take.
 CLOSE_WAIT_S = 5.0
+# Most frames one write script carries (a whole rewrite of a long stream is several).
+WRITE_FRAMES = 256
+# Cancels waiting for an instance: its cancel stream keeps about this many.
+CANCEL_KEEP = 256
 
 _ERRORS = (RedisError, OSError, TimeoutError)
 
+# KEYS: the stream's hash, its frames.
+# ARGV: mode ("reset": write the stream anew; "append": only if the hash still has
+#       this token and ``last``), token hash, owner, expected last, first kept, last,
+#       state, outcome, ttl ms, then per frame: seq, bytes, "1" if terminal else "0".
+# Returns 1, or 0 when an append found the stream lost (Redis restarted empty,
+# or a failover lost the latest writes): the caller then resets it.
+_WRITE = """
+if ARGV[1] == 'append' then
+  local stored = redis.call('HMGET', KEYS[1], 'token', 'last')
+  if stored[1] ~= ARGV[2] or stored[2] ~= ARGV[4] then
+    return 0
+  end
+else
+  redis.call('DEL', KEYS[1], KEYS[2])
+  redis.call('HSET', KEYS[1], 'token', ARGV[2], 'owner', ARGV[3])
+end
+for i = 10, #ARGV, 3 do
+  if ARGV[i] == '1' then
+    redis.call('HSET', KEYS[1], 'meta', ARGV[i + 1])
+  end
+  if ARGV[i + 2] == '1' then
+    redis.call('XADD', KEYS[2], ARGV[i] .. '-0', 'f', ARGV[i + 1], 't', '1')
+  else
+    redis.call('XADD', KEYS[2], ARGV[i] .. '-0', 'f', ARGV[i + 1])
+  end
+end
+if tonumber(ARGV[5]) > 2 then
+  redis.call('XTRIM', KEYS[2], 'MINID', ARGV[5] .. '-0')
+end
+redis.call('HSET', KEYS[1], 'first', ARGV[5], 'last', ARGV[6], 'state', ARGV[7])
+if ARGV[8] ~= '' then
+  redis.call('HSET', KEYS[1], 'outcome', ARGV[8])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[9])
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('PEXPIRE', KEYS[2], ARGV[9])
+end
+return 1
+"""
+
 
 def hash_key(stream_id: str) -> str:
-    return f"{PREFIX}stream:{stream_id}"
+    return f"{PREFIX}stream:{{{stream_id}}}"
 
 
 def frames_key(stream_id: str) -> str:
-    return f"{PREFIX}frames:{stream_id}"
+    return f"{PREFIX}frames:{{{stream_id}}}"
 
 
 def seen_key(stream_id: str) -> str:
-    return f"{PREFIX}seen:{stream_id}"
+    return f"{PREFIX}seen:{{{stream_id}}}"
 
 
 def instance_key(instance: str) -> str:
-    return f"{PREFIX}instance:{instance}"
+    return f"{PREFIX}instance:{{{instance}}}"
+
+
+def cancel_key(instance: str) -> str:
+    return f"{PREFIX}cancel:{{{instance}}}"
 
 
 def _seq(entry_id: bytes | str) -> int:
@@ -106,6 +162,17 @@ class Copied(Protocol):
     def ended_at(self) -> float | None: ...
 
 
+class _Copy:
+    """One generation's copy in Redis: how far it is written, and a lock so writes never interleave."""
+
+    def __init__(self, generation: Copied) -> None:
+        self.generation = generation
+        self.written = False  # the hash exists (as far as this instance knows)
+        self.flushed = 0  # the newest frame written
+        self.ended = False  # the terminal frame is written
+        self.lock = asyncio.Lock()
+
+
 class RedisStreams:
     """This instance's connection to the shared store: copies, reads, cancels, presence."""
 
@@ -118,10 +185,13 @@ class RedisStreams:
         self.where = where
         # redis-py types every command as "value or awaitable"; results are converted where used.
         self.client: Any = client
-        self._pubsub: Any = None
+        self._write_script: Any = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._copies: set[asyncio.Task[Any]] = set()
+        self._copies: dict[str, _Copy] = {}
+        self._copying: set[asyncio.Task[Any]] = set()
         self._warned = False
+        self._checking: asyncio.Task[Any] | None = None
+        self._recheck = False
 
     # -- life
 
@@ -132,6 +202,7 @@ class RedisStreams:
         resumable streams from its own memory (resumes on another instance get
         503 ``resume_unavailable``) until Redis answers, as the limits do.
         """
+        self._write_script = self.client.register_script(_WRITE)
         try:
             await self._connect()
         except _ERRORS as exc:
@@ -144,14 +215,6 @@ class RedisStreams:
         async with asyncio.timeout(self.settings.connect_timeout + 1.0):
             await self.client.ping()
             await self._refresh_lease()
-            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(CANCEL_CHANNEL)
-            except BaseException:
-                with contextlib.suppress(*_ERRORS):
-                    await pubsub.aclose()
-                raise
-            self._pubsub = pubsub
 
     async def _connect_until_up(self) -> None:
         while True:
@@ -173,15 +236,12 @@ class RedisStreams:
     async def close(self) -> None:
         # Let the copies write what the ended streams' followers elsewhere still need
         # (a shutdown's terminal frames), then stop everything.
-        if self._copies:
-            await asyncio.wait(list(self._copies), timeout=CLOSE_WAIT_S)
+        if self._copying:
+            await asyncio.wait(list(self._copying), timeout=CLOSE_WAIT_S)
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5.0)
-        if self._pubsub is not None:
-            with contextlib.suppress(*_ERRORS):
-                await self._pubsub.aclose()
         with contextlib.suppress(*_ERRORS):
             await self.client.delete(instance_key(self.instance))
 
@@ -203,127 +263,187 @@ class RedisStreams:
         if self._warned:
             self._warned = False
             log.info("redis available again", extra={"redis": self.where})
+            # Redis may have come back empty (a restart) or as a replica that
+            # missed the latest writes (a failover): check every stream now.
+            self._check_streams()
 
-    async def _refresh_lease(self) -> None:
-        await self.client.set(instance_key(self.instance), b"1", px=int(LEASE_S * 1000))
+    async def _refresh_lease(self) -> bool:
+        """Renew this instance's lease; False if Redis had lost it (restarted empty, or it expired)."""
+        previous = await self.client.set(instance_key(self.instance), b"1", px=int(LEASE_S * 1000), get=True)
+        return previous is not None
 
     async def _keep_lease(self) -> None:
         while True:
             await asyncio.sleep(LEASE_REFRESH_S)
             try:
-                await self._refresh_lease()
-                self._recovered()
+                kept = await self._refresh_lease()
             except _ERRORS as exc:
                 self._warn("lease", exc)
+                continue
+            self._recovered()
+            if not kept:
+                self._check_streams()
 
     async def _listen(self) -> None:
-        """The one cancel subscription of this instance."""
+        """Read this instance's cancel stream: ids of streams to cancel, sent by any instance."""
+        key = cancel_key(self.instance)
+        last = "0-0"
         while True:
             try:
-                message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                found = await self.client.xread({key: last}, count=64, block=1000)
             except _ERRORS as exc:
-                self._warn("cancel subscription", exc)
+                self._warn("cancel stream", exc)
                 await asyncio.sleep(RETRY_S)
                 continue
-            if message and message.get("type") == "message":
-                data = message.get("data")
-                stream_id = data.decode(errors="replace") if isinstance(data, bytes) else str(data)
-                self.on_cancel(stream_id)
+            self._recovered()
+            for _, entries in found or ():
+                for entry_id, fields in entries:
+                    last = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+                    data = fields.get(b"id", b"")
+                    self.on_cancel(data.decode(errors="replace") if isinstance(data, bytes) else str(data))
 
     # -- the generating side
 
     def copy(self, generation: Copied) -> None:
         """Copy ``generation``'s frames to Redis as they come, until its terminal frame."""
-        task = self._spawn(self._copy(generation))
-        self._copies.add(task)
-        task.add_done_callback(self._copies.discard)
+        copy = self._copies[generation.id] = _Copy(generation)
+        task = self._spawn(self._copy(copy))
+        self._copying.add(task)
+        task.add_done_callback(self._copying.discard)
 
-    async def _copy(self, generation: Copied) -> None:
+    def forget(self, stream_id: str) -> None:
+        """This instance no longer holds the stream (its retention passed): it is not rewritten any more."""
+        self._copies.pop(stream_id, None)
+
+    async def _copy(self, copy: _Copy) -> None:
+        generation = copy.generation
         framelog = generation.log
-        stream_id = generation.id
-        hkey, fkey = hash_key(stream_id), frames_key(stream_id)
-        retention = self.settings.resume_retention
-        live_ttl_ms = int((retention + self.settings.idle_timeout) * 1000)
-        flushed = 0
-        trimmed_to = 2
-        created = False
-        resync = False
+        live_ttl_ms = int((self.settings.resume_retention + self.settings.idle_timeout) * 1000)
         failures = 0
         while True:
-            if created and not await framelog.wait(flushed, live_ttl_ms / 3000):
+            if copy.written and not await framelog.wait(copy.flushed, live_ttl_ms / 3000):
                 # Nothing new for a while (a model loading, a long think): keep the keys alive.
                 try:
                     pipe = self.client.pipeline(transaction=False)
-                    pipe.pexpire(hkey, live_ttl_ms)
-                    pipe.pexpire(fkey, live_ttl_ms)
+                    pipe.pexpire(hash_key(generation.id), live_ttl_ms)
+                    pipe.pexpire(frames_key(generation.id), live_ttl_ms)
                     await pipe.execute()
                 except _ERRORS as exc:
                     self._warn("copy", exc)
                 continue
             try:
-                if resync:
-                    # A failed MULTI applied nothing, but a reply lost after EXEC may hide one that did.
-                    top = await self.client.xrevrange(fkey, count=1)
-                    if top:
-                        flushed = max(flushed, _seq(top[0][0]))
-                    created = created or bool(await self.client.exists(hkey))
-                    resync = False
-                try:
-                    batch = framelog.read(flushed)
-                except FramesExpired:
-                    # Evicted before they could be copied (Redis was slow or away):
-                    # a resume from before them gets the same 410 as anywhere.
-                    batch = framelog.read(framelog.first_kept - 1)
-                if created and not batch.frames:
-                    if batch.terminal:
-                        return  # a resync found the terminal frame already copied
-                    continue
-                pipe = self.client.pipeline(transaction=True)
-                if not created:
-                    # Written as the generation starts, before any frame: by the time
-                    # its client has the token, any instance can find the stream.
-                    pipe.hset(hkey, mapping={"token": generation.token_hash, "owner": self.instance})
-                first_seq = batch.last - len(batch.frames) + 1
-                if batch.frames and first_seq == 1:
-                    pipe.hset(hkey, "meta", batch.frames[0])
-                for offset, frame in enumerate(batch.frames):
-                    seq = first_seq + offset
-                    fields = {"f": frame, "t": b"1"} if batch.terminal and seq == batch.last else {"f": frame}
-                    # Frame 1 (meta) is in the stream too, so a reader waiting for it wakes;
-                    # the hash keeps it once trimming takes it from the stream.
-                    pipe.xadd(
-                        fkey, fields, id=f"{seq}-0", maxlen=self.settings.resume_max_frames + 1, approximate=False
-                    )
-                first_kept = framelog.first_kept
-                if first_kept > trimmed_to:
-                    pipe.xtrim(fkey, minid=f"{first_kept}-0", approximate=False)
-                state: dict[str, Any] = {"first": first_kept, "last": batch.last}
-                state["state"] = "ended" if batch.terminal else "live"
-                if batch.terminal:
-                    state["outcome"] = generation.outcome or ""
-                pipe.hset(hkey, mapping=state)
-                ttl_ms = int(retention * 1000) if batch.terminal else live_ttl_ms
-                pipe.pexpire(hkey, ttl_ms)
-                pipe.pexpire(fkey, ttl_ms)
-                await pipe.execute()
+                async with copy.lock:
+                    await self._write(copy)
             except _ERRORS as exc:
                 failures += 1
                 generation.record.extra["redis_errors"] = failures
                 self._warn("copy", exc)
                 ended_at = generation.ended_at
                 if ended_at is not None and asyncio.get_running_loop().time() - ended_at > FINAL_COPY_WITHIN_S:
-                    log.warning("stream not copied to redis", extra={"stream": stream_id, "redis": self.where})
+                    log.warning("stream not copied to redis", extra={"stream": generation.id, "redis": self.where})
                     return
-                resync = True
                 await asyncio.sleep(RETRY_S)
                 continue
             self._recovered()
-            if not created:
-                created = True
-                generation.stored.set()
-            flushed = max(flushed, batch.last)
-            trimmed_to = max(trimmed_to, first_kept)
-            if batch.terminal:
+            generation.stored.set()
+            if copy.ended:
+                return
+
+    async def _write(self, copy: _Copy, *, whole: bool = False) -> None:
+        """Write what the log holds beyond ``copy.flushed`` (all of it if ``whole`` or the stream was lost)."""
+        if whole or not copy.written or not await self._append(copy):
+            await self._reset(copy)
+
+    async def _append(self, copy: _Copy) -> bool:
+        framelog = copy.generation.log
+        try:
+            batch = framelog.read(copy.flushed)
+        except FramesExpired:
+            # Evicted before they could be copied (Redis was slow or away): a resume
+            # from before them gets the same 410 as anywhere.
+            batch = framelog.read(framelog.first_kept - 1)
+        first_seq = batch.last - len(batch.frames) + 1
+        return await self._send(copy, "append", list(enumerate(batch.frames, first_seq)), batch.terminal)
+
+    async def _reset(self, copy: _Copy) -> None:
+        """Write the stream anew: its hash, and every frame the log still holds."""
+        framelog = copy.generation.log
+        frames: list[tuple[int, bytes]] = [(1, framelog.head)] if framelog.head is not None else []
+        batch = framelog.read(framelog.first_kept - 1)
+        frames += enumerate(batch.frames, batch.last - len(batch.frames) + 1)
+        if copy.written:
+            log.info("stream rewritten to redis", extra={"stream": copy.generation.id, "redis": self.where})
+        await self._send(copy, "reset", frames, batch.terminal)
+
+    async def _send(self, copy: _Copy, mode: str, frames: list[tuple[int, bytes]], terminal: bool) -> bool:
+        """Run the write script, ``WRITE_FRAMES`` at a time; False if an append found the stream lost."""
+        generation = copy.generation
+        framelog = generation.log
+        keys = [hash_key(generation.id), frames_key(generation.id)]
+        retention_ms = int(self.settings.resume_retention * 1000)
+        if terminal and generation.ended_at is not None:
+            # A rewrite after the end keeps the retention the stream had left.
+            elapsed = asyncio.get_running_loop().time() - generation.ended_at
+            retention_ms = max(1000, int((self.settings.resume_retention - elapsed) * 1000))
+        live_ttl_ms = int((self.settings.resume_retention + self.settings.idle_timeout) * 1000)
+        start = 0
+        while True:
+            part = frames[start : start + WRITE_FRAMES]
+            start += WRITE_FRAMES
+            final = start >= len(frames)
+            last = part[-1][0] if part else copy.flushed
+            ends = terminal and final
+            args: list[Any] = [
+                mode,
+                generation.token_hash,
+                self.instance,
+                copy.flushed,
+                framelog.first_kept,
+                last,
+                "ended" if ends else "live",
+                (generation.outcome or "") if ends else "",
+                retention_ms if ends else live_ttl_ms,
+            ]
+            for seq, frame in part:
+                args += [seq, frame, "1" if ends and seq == last else "0"]
+            if not await self._write_script(keys=keys, args=args):
+                return False
+            copy.written = True
+            copy.flushed = last
+            copy.ended = ends
+            if final:
+                return True
+            mode = "append"
+
+    def _check_streams(self) -> None:
+        """Check (soon, once at a time) that Redis still holds every stream of this instance as written."""
+        if self._checking is not None and not self._checking.done():
+            self._recheck = True
+            return
+        self._checking = self._spawn(self._check_all())
+
+    async def _check_all(self) -> None:
+        while True:
+            self._recheck = False
+            try:
+                # First the lease: a follower elsewhere takes a missing one for a dead instance.
+                await self._refresh_lease()
+            except _ERRORS as exc:
+                self._warn("check", exc)
+                return
+            for copy in list(self._copies.values()):
+                try:
+                    async with copy.lock:
+                        if not copy.written:
+                            continue  # its copy task writes it whole anyway
+                        generation = copy.generation
+                        token, last = await self.client.hmget(hash_key(generation.id), ["token", "last"])
+                        if token != generation.token_hash.encode() or int(last or 0) != copy.flushed:
+                            await self._write(copy, whole=True)
+                except _ERRORS as exc:
+                    self._warn("check", exc)
+                    return  # the next recovery checks again
+            if not self._recheck:
                 return
 
     @property
@@ -364,10 +484,14 @@ class RedisStreams:
             return 200, "ended"
         fkey = frames_key(stream_id)
         last = int(fields.get(b"last", b"1"))
+        owner = fields.get(b"owner", b"").decode()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + CANCEL_WAIT_S
         try:
-            await self.client.publish(CANCEL_CHANNEL, stream_id)
+            pipe = self.client.pipeline(transaction=False)
+            pipe.xadd(cancel_key(owner), {"id": stream_id}, maxlen=CANCEL_KEEP, approximate=True)
+            pipe.pexpire(cancel_key(owner), int(LEASE_S * 1000))
+            await pipe.execute()
             while (remaining := deadline - loop.time()) > 0:
                 found = await self.client.xread(
                     {fkey: f"{last}-0"}, count=READ_COUNT, block=max(1, int(remaining * 1000))

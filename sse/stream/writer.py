@@ -27,9 +27,14 @@ from ..encoders.base import Encoder
 from ..errors import ApiError
 
 # A write of at most this many bytes into an empty transport buffer cannot
-# block: asyncio pauses writing only above the high-water mark (64 KiB by
-# default), so the common small-token write skips the timeout's timer.
+# block: asyncio pauses writing only above the high-water mark (see below),
+# so the common small-token write skips the timeout's timer.
 _UNBLOCKED_WRITE = 16 * 1024
+# The transport's high-water mark for a stream.  aiohttp waits for the
+# transport only after every 64 KiB it writes, and then only if the transport
+# is above this mark: with asyncio's default (64 KiB) a client that stopped
+# reading held up to 128 KiB here, with this one at most 80 KiB and a frame.
+WRITE_HIGH_WATER = _UNBLOCKED_WRITE
 
 
 class ClientGone(Exception):
@@ -83,6 +88,9 @@ class EventStreamWriter:
             if not self.committed:
                 await self.response.prepare(self.request)
                 self.committed = True
+                transport = self.request.transport
+                if transport is not None:
+                    transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
 
     async def send(self, data: bytes) -> None:
         """Write ``data``; ``ClientGone`` if the client left, ``SendTimeout`` if it stopped reading."""
@@ -95,9 +103,11 @@ class EventStreamWriter:
                     async with asyncio.timeout(self.send_timeout):
                         await self.response.write(data)
                 except TimeoutError:
+                    # Kept without a traceback: one would hold this stream's frames
+                    # (and its last read) alive in a cycle with this writer.
                     self.aborted_for = SendTimeout()
                     transport.abort()
-                    raise self.aborted_for from None
+                    raise SendTimeout() from None
             else:
                 await self.response.write(data)
         except ConnectionError:

@@ -1,0 +1,264 @@
+"""Redis under the faults operators meet: a restart that loses everything, a Cluster, a Sentinel failover.
+
+Real servers on loopback (tests/redis_server.py), two instances of the
+service each time, the fake Ollama as the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+from redis.asyncio import Redis
+
+from sse.protect import LIMITER
+from sse.resume.redis import frames_key, hash_key
+from tests.fakes.ollama import FakeOllama, Hang, Script, token_lines
+from tests.helpers import Service, StreamRecords, iter_frames, text_of
+from tests.redis_server import RedisCluster, RedisSentinel, RedisServer, find_redis_cli, find_redis_server
+from tests.test_resumable import (
+    DISCONNECT_WAIT,
+    RESUMABLE_ASK,
+    WORDS,
+    assert_contiguous,
+    drop,
+    held_script,
+    read_until,
+    resume_headers,
+)
+
+MakeService = Callable[..., Awaitable[Service]]
+ASK = {"messages": [{"role": "user", "content": "Tell me a story"}]}
+
+
+def executable() -> str:
+    found = find_redis_server()
+    if found is None or find_redis_cli() is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server or redis-cli is missing; `make system-deps` installs them")
+        pytest.skip("redis-server is not installed here (apt-get install redis-server)")
+    return found
+
+
+async def until(check: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
+    """Poll a state held by another process (Redis) until it holds; fail after ``within`` s."""
+    deadline = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {within} s")
+        await asyncio.sleep(0.05)
+
+
+async def stored(redis: Any, stream_id: str) -> bool:
+    """The stream's hash is in Redis with its token (what a resume elsewhere needs)."""
+    try:
+        return bool(await redis.hexists(hash_key(stream_id), "token"))
+    except OSError:
+        return False
+    except Exception as exc:  # redis-py's connection errors while a server restarts
+        if type(exc).__module__.startswith("redis"):
+            return False
+        raise
+
+
+async def resume_and_finish(
+    client: aiohttp.ClientSession, service: Service, meta: dict[str, Any], after: str, release: asyncio.Event
+) -> list[Any]:
+    """Resume after ``after`` on ``service``, open ``release`` once following, and read to the end."""
+    async with client.get(service.url + meta["resume"]["url"], headers=resume_headers(meta, after)) as again:
+        assert again.status == 200, await again.text()
+        frames = iter_frames(again)
+        rest = []
+        release.set()
+        rest += [frame async for frame in frames]
+    return rest
+
+
+# -- Redis restarts empty
+
+
+@pytest.fixture
+def restartable() -> Iterator[list[RedisServer]]:
+    """A redis-server of this test's own (the session's shared one is never restarted)."""
+    servers = [RedisServer(executable()).start()]
+    yield servers
+    servers[-1].stop()
+
+
+def restart_empty(servers: list[RedisServer]) -> None:
+    old = servers[-1]
+    old.kill()
+    old.stop()
+    servers.append(RedisServer(old.executable, port=old.port).start())
+
+
+async def test_after_redis_restarts_empty_a_silent_live_stream_is_resumable_on_the_other_instance(
+    restartable: list[RedisServer], make_service: MakeService, client: aiohttp.ClientSession, fake_ollama: FakeOllama
+) -> None:
+    url = restartable[0].url
+    one, other = await make_service(redis_url=url), await make_service(redis_url=url)
+    gate = asyncio.Event()
+    fake_ollama.push(held_script(WORDS, (10, gate)))
+    response = await client.post(one.url + "/api/chat", json=RESUMABLE_ASK)
+    first = await read_until(iter_frames(response), " w9")
+    meta = first[0].data
+    drop(response)
+    restart_empty(restartable)
+    # The model is silent meanwhile: no new frame can carry the stream back to Redis.
+    async with Redis.from_url(url) as redis:
+        await until(lambda: stored(redis, meta["id"]), 20.0, "the stream's rewrite to the new Redis")
+        assert await redis.hget(hash_key(meta["id"]), "meta")  # whole: meta and the frames, not just a cursor
+    rest = await resume_and_finish(client, other, meta, first[-1].id, gate)
+    whole = first + rest
+    assert_contiguous(whole)
+    assert text_of(whole) == "".join(WORDS)
+    assert whole[-1].event == "done"
+    # A late reader from the very start gets every frame from the new Redis.
+    async with client.get(other.url + meta["resume"]["url"], headers=resume_headers(meta, 0)) as replay:
+        assert text_of([frame async for frame in iter_frames(replay)]) == "".join(WORDS)
+
+
+async def test_after_redis_restarts_empty_a_live_stream_is_cancellable_from_the_other_instance(
+    restartable: list[RedisServer], make_service: MakeService, client: aiohttp.ClientSession, fake_ollama: FakeOllama
+) -> None:
+    url = restartable[0].url
+    one, other = await make_service(redis_url=url), await make_service(redis_url=url)
+    records = StreamRecords(one.app)
+    fake_ollama.push(Script([*token_lines(["Partial"])[:1], Hang()]))
+    response = await client.post(one.url + "/api/chat", json=RESUMABLE_ASK)
+    frames = await read_until(iter_frames(response), "Partial")
+    meta = frames[0].data
+    drop(response)
+    upstream = fake_ollama.requests[-1]
+    restart_empty(restartable)
+    async with Redis.from_url(url) as redis:
+        await until(lambda: stored(redis, meta["id"]), 20.0, "the stream's rewrite to the new Redis")
+    async with client.post(other.url + meta["resume"]["url"] + "/cancel", headers=resume_headers(meta)) as cancelled:
+        assert cancelled.status == 200
+        assert await cancelled.json() == {"id": meta["id"], "status": "cancelled"}
+    await asyncio.wait_for(upstream.disconnected.wait(), DISCONNECT_WAIT)
+    assert (await records.next())["outcome"] == "cancelled"
+
+
+# -- Redis Cluster
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[RedisCluster]:
+    started = RedisCluster(executable()).start()
+    yield started
+    started.stop()
+
+
+async def test_on_a_redis_cluster_a_stream_resumes_and_cancels_on_the_other_instance(
+    cluster: RedisCluster, make_service: MakeService, client: aiohttp.ClientSession, fake_ollama: FakeOllama
+) -> None:
+    one, other = await make_service(redis_url=cluster.url), await make_service(redis_url=cluster.url)
+    gate = asyncio.Event()
+    fake_ollama.push(held_script(WORDS, (10, gate)))
+    response = await client.post(one.url + "/api/chat", json=RESUMABLE_ASK)
+    first = await read_until(iter_frames(response), " w9")
+    meta = first[0].data
+    drop(response)
+    rest = await resume_and_finish(client, other, meta, first[-1].id, gate)
+    whole = first + rest
+    assert_contiguous(whole)
+    assert text_of(whole) == "".join(WORDS)
+    assert whole[-1].event == "done"
+
+    records = StreamRecords(one.app)
+    fake_ollama.push(Script([*token_lines(["Partial"])[:1], Hang()]))
+    response = await client.post(one.url + "/api/chat", json=RESUMABLE_ASK)
+    frames = await read_until(iter_frames(response), "Partial")
+    meta = frames[0].data
+    drop(response)
+    upstream = fake_ollama.requests[-1]
+    async with client.post(other.url + meta["resume"]["url"] + "/cancel", headers=resume_headers(meta)) as cancelled:
+        assert cancelled.status == 200
+    await asyncio.wait_for(upstream.disconnected.wait(), DISCONNECT_WAIT)
+    assert (await records.next())["outcome"] == "cancelled"
+
+
+async def test_on_a_redis_cluster_two_instances_share_one_clients_stream_limit(
+    cluster: RedisCluster, make_service: MakeService, client: aiohttp.ClientSession, fake_ollama: FakeOllama
+) -> None:
+    one = await make_service(redis_url=cluster.url, max_streams_per_client=1, resumable=False)
+    other = await make_service(redis_url=cluster.url, max_streams_per_client=1, resumable=False)
+    gate = asyncio.Event()
+    fake_ollama.push(held_script(WORDS, (5, gate)))
+    held = await client.post(one.url + "/api/chat", json=ASK)
+    await read_until(iter_frames(held), " w4")
+    async with client.post(other.url + "/api/chat", json=ASK) as refused:
+        assert refused.status == 429
+        assert (await refused.json())["error"]["code"] == "too_many_streams"
+    assert one.app[LIMITER].fallbacks == 0
+    assert other.app[LIMITER].fallbacks == 0
+    gate.set()
+    await held.read()
+
+
+# -- Sentinel
+
+
+@pytest.fixture
+def sentinel() -> Iterator[RedisSentinel]:
+    started = RedisSentinel(executable()).start()
+    yield started
+    started.stop()
+
+
+async def test_when_the_sentinel_primary_dies_mid_stream_the_stream_finishes_resumable_on_the_new_primary(
+    sentinel: RedisSentinel, make_service: MakeService, client: aiohttp.ClientSession, fake_ollama: FakeOllama
+) -> None:
+    one, other = await make_service(redis_url=sentinel.url), await make_service(redis_url=sentinel.url)
+    during, after = asyncio.Event(), asyncio.Event()
+    fake_ollama.push(held_script(WORDS, (10, during), (20, after)))
+    response = await client.post(one.url + "/api/chat", json=RESUMABLE_ASK)
+    first = await read_until(iter_frames(response), " w9")
+    meta = first[0].data
+    drop(response)
+    sentinel.primary.kill()
+    during.set()  # the model goes on while Redis fails over
+    await asyncio.to_thread(sentinel.wait_failover)
+    async with Redis(host="127.0.0.1", port=sentinel.replica.port) as promoted:
+        await until(
+            lambda: _has_text(promoted, meta["id"], b" w19"), 30.0, "frames after the failover on the new primary"
+        )
+    rest = await resume_and_finish(client, other, meta, first[-1].id, after)
+    whole = first + rest
+    assert_contiguous(whole)
+    assert text_of(whole) == "".join(WORDS)
+    assert whole[-1].event == "done"
+
+
+async def _has_text(redis: Any, stream_id: str, text: bytes) -> bool:
+    """The stream's newest frame in Redis carries ``text`` (the model's last word before the gate)."""
+    try:
+        newest = await redis.xrevrange(frames_key(stream_id), count=1)
+    except Exception as exc:
+        if type(exc).__module__.startswith("redis") or isinstance(exc, OSError):
+            return False
+        raise
+    return bool(newest) and text in newest[0][1][b"f"]
+
+
+async def test_with_sentinel_two_instances_share_one_clients_stream_limit(
+    sentinel: RedisSentinel, make_service: MakeService, client: aiohttp.ClientSession, fake_ollama: FakeOllama
+) -> None:
+    one = await make_service(redis_url=sentinel.url, max_streams_per_client=1, resumable=False)
+    other = await make_service(redis_url=sentinel.url, max_streams_per_client=1, resumable=False)
+    gate = asyncio.Event()
+    fake_ollama.push(held_script(WORDS, (5, gate)))
+    held = await client.post(one.url + "/api/chat", json=ASK)
+    await read_until(iter_frames(held), " w4")
+    async with client.post(other.url + "/api/chat", json=ASK) as refused:
+        assert refused.status == 429
+    gate.set()
+    await held.read()
+    assert one.app[LIMITER].fallbacks == 0
+    assert other.app[LIMITER].fallbacks == 0
