@@ -20,12 +20,12 @@ STAMP := $(VENV)/.installed
 SYSTEM_PACKAGES := nginx-light redis-server chromium systemd openssl curl
 
 .PHONY: serve test lint typecheck pytest jstest venv deps-serve deps-test deps-bench system-deps bench clean \
-	configuration-docs
+	configuration-docs clients
 
 serve: deps-serve
 	$(PY) app.py $(ARGS)
 
-test: deps-test lint typecheck pytest jstest
+test: deps-test clients lint typecheck pytest jstest
 
 lint:
 	$(VENV)/bin/ruff check .
@@ -80,6 +80,19 @@ deps-bench: venv
 
 bench: deps-bench
 	$(PY) bench/run.py $(ARGS)
+
+# The JavaScript clients the end-to-end tests drive (OpenAI's SDK, the Vercel AI SDK),
+# pinned by tests/clients/package-lock.json and installed outside the tree; the
+# tests find them through LLM_SSE_CLIENTS_DIR.  Reinstalled only when the lock changes.
+CLIENTS_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/llm-sse/node
+export LLM_SSE_CLIENTS_DIR := $(CLIENTS_DIR)
+
+clients:
+	@mkdir -p "$(CLIENTS_DIR)"
+	@if ! cmp -s tests/clients/package-lock.json "$(CLIENTS_DIR)/package-lock.json" || [ ! -d "$(CLIENTS_DIR)/node_modules" ]; then \
+		cp tests/clients/package.json tests/clients/package-lock.json "$(CLIENTS_DIR)/" && \
+		cd "$(CLIENTS_DIR)" && npm ci --no-audit --no-fund --loglevel=error; \
+	fi
 
 # nginx, Redis and Chromium are real parts of the test suite; install what is missing.
 # systemd-analyze checks the unit; openssl makes the TLS test's certificate and

@@ -11,14 +11,19 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import ApiError, InvalidRequest
+from .events import ToolCall
 
-ROLES = ("system", "user", "assistant")
+ROLES = ("system", "user", "assistant", "tool")
 THINK_LEVELS = ("low", "medium", "high")
-TOP_LEVEL_FIELDS = ("prompt", "messages", "model", "options", "think", "resumable")
+TOP_LEVEL_FIELDS = ("prompt", "messages", "model", "options", "think", "resumable", "tools", "tool_choice")
+TOOL_CHOICES = ("auto", "none", "required")
+MAX_TOOLS = 128
+MAX_TOOL_CALLS = 128  # in one assistant message
+_TOOL_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +70,36 @@ class RequestLimits:
 
 @dataclass(frozen=True, slots=True)
 class Message:
+    """One turn.  An assistant turn may carry the tool calls it made; a
+    ``tool`` turn is a tool's result, naming the call it answers."""
+
     role: str
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None  # role "tool": the call this result answers
+    tool_name: str | None = None  # role "tool": the tool that ran (Ollama matches results by name)
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """A function the model may ask the client to call (llm-sse never calls it)."""
+
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None  # a JSON Schema object
+
+    def as_openai(self) -> dict[str, Any]:
+        """The tool in the shape OpenAI and Ollama both take."""
+        function: dict[str, Any] = {"name": self.name}
+        if self.description is not None:
+            function["description"] = self.description
+        if self.parameters is not None:
+            function["parameters"] = self.parameters
+        return {"type": "function", "function": function}
+
+
+# "auto", "none", "required", or {"type": "function", "function": {"name": ...}}.
+ToolChoice = str | dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +113,14 @@ class ChatRequest:
     think: bool | str | None = None
     # ``None``: the server's default (``LLM_SSE_RESUMABLE``) decides.
     resumable: bool | None = None
+    tools: tuple[Tool, ...] = ()
+    tool_choice: ToolChoice | None = None
 
     @property
     def input_chars(self) -> int:
         if self.prompt is not None:
             return len(self.prompt)
-        return sum(len(m.content) for m in self.messages or ())
+        return sum(len(m.content) + sum(len(c.arguments) for c in m.tool_calls) for m in self.messages or ())
 
     def as_messages(self) -> tuple[Message, ...]:
         """The conversation, with a bare prompt seen as one user message."""
@@ -136,15 +171,28 @@ def parse_chat_request(body: Any, limits: RequestLimits = RequestLimits()) -> Ch
         raise InvalidRequest("give exactly one of 'prompt' or 'messages'", field="prompt")
 
     prompt = _parse_prompt(body["prompt"], limits) if has_prompt else None
-    messages = _parse_messages(body["messages"], limits) if has_messages else None
+    messages = parse_messages(body["messages"], limits) if has_messages else None
     request = ChatRequest(
         prompt=prompt,
         messages=messages,
-        model=_parse_model(body.get("model"), limits),
-        options=_parse_options(body.get("options"), limits),
-        think=_parse_think(body.get("think")),
+        model=parse_model(body.get("model"), limits),
+        options=parse_options(body.get("options"), limits),
+        think=parse_think(body.get("think")),
         resumable=_parse_resumable(body.get("resumable")),
+        tools=parse_tools(body.get("tools"), limits),
     )
+    if request.tools and prompt is not None:
+        # Tools live in a conversation (Ollama's /api/generate takes none).
+        request = replace(request, prompt=None, messages=(Message("user", prompt),))
+    if body.get("tool_choice") is not None:
+        request = replace(request, tool_choice=parse_tool_choice(body["tool_choice"], request.tools))
+    check_input_size(request, limits)
+    return request
+
+
+def check_input_size(request: ChatRequest, limits: RequestLimits) -> None:
+    """The whole conversation's size against ``max_input_chars`` (413)."""
+    messages = request.messages
     if request.input_chars > limits.max_input_chars:
         raise ApiError(
             f"the conversation has {request.input_chars} characters; the limit is {limits.max_input_chars}",
@@ -152,10 +200,9 @@ def parse_chat_request(body: Any, limits: RequestLimits = RequestLimits()) -> Ch
             code="input_too_long",
             field="messages" if messages is not None else "prompt",
         )
-    return request
 
 
-def _too_long(field_name: str, size: int, limit: int) -> ApiError:
+def too_long(field_name: str, size: int, limit: int) -> ApiError:
     return ApiError(
         f"{field_name} has {size} characters; the limit is {limit}",
         status=413,
@@ -164,7 +211,7 @@ def _too_long(field_name: str, size: int, limit: int) -> ApiError:
     )
 
 
-def _check_unicode(value: str, field_name: str) -> None:
+def check_unicode(value: str, field_name: str) -> None:
     """Reject lone surrogates (JSON's "\\ud800"): they cannot be encoded to UTF-8 downstream."""
     if not value.isascii() and _SURROGATE.search(value):
         raise InvalidRequest(f"{field_name} contains a lone surrogate (\\ud800-\\udfff), not text", field=field_name)
@@ -173,15 +220,15 @@ def _check_unicode(value: str, field_name: str) -> None:
 def _parse_prompt(value: Any, limits: RequestLimits) -> str:
     if not isinstance(value, str):
         raise InvalidRequest("'prompt' must be a string", field="prompt")
-    _check_unicode(value, "prompt")
+    check_unicode(value, "prompt")
     if not value.strip():
         raise InvalidRequest("'prompt' must not be empty", field="prompt")
     if len(value) > limits.max_prompt_chars:
-        raise _too_long("prompt", len(value), limits.max_prompt_chars)
+        raise too_long("prompt", len(value), limits.max_prompt_chars)
     return value
 
 
-def _parse_messages(value: Any, limits: RequestLimits) -> tuple[Message, ...]:
+def parse_messages(value: Any, limits: RequestLimits) -> tuple[Message, ...]:
     if not isinstance(value, list):
         raise InvalidRequest("'messages' must be a list", field="messages")
     if not value:
@@ -193,36 +240,212 @@ def _parse_messages(value: Any, limits: RequestLimits) -> tuple[Message, ...]:
             code="input_too_long",
             field="messages",
         )
-    messages = []
+    messages: list[Message] = []
+    pending: list[ToolCall] = []  # the last assistant turn's calls not yet answered
     for i, item in enumerate(value):
         where = f"messages[{i}]"
         if not isinstance(item, dict):
             raise InvalidRequest(f"{where} must be an object with 'role' and 'content'", field=where)
-        extra = sorted(set(item) - {"role", "content"})
-        if extra:
-            raise InvalidRequest(f"{where} has an unknown field {extra[0]!r}", field=f"{where}.{extra[0]}")
-        role, content = item.get("role"), item.get("content")
-        if role not in ROLES:
-            raise InvalidRequest(f"{where}.role must be one of {', '.join(ROLES)}", field=f"{where}.role")
-        if not isinstance(content, str):
-            raise InvalidRequest(f"{where}.content must be a string", field=f"{where}.content")
-        _check_unicode(content, f"{where}.content")
-        if len(content) > limits.max_prompt_chars:
-            raise _too_long(f"{where}.content", len(content), limits.max_prompt_chars)
-        messages.append(Message(role, content))
-    if not any(m.content.strip() for m in messages):
+        message = parse_message(item, where, limits, MESSAGE_FIELDS)
+        if message.role == "assistant" and message.tool_calls:
+            pending = list(message.tool_calls)
+        elif message.role == "tool":
+            message = answer_call(message, pending, where)
+        messages.append(message)
+    if not any(m.content.strip() or m.tool_calls for m in messages):
         raise InvalidRequest("every message is empty", field="messages")
     return tuple(messages)
 
 
-def _parse_model(value: Any, limits: RequestLimits) -> str | None:
+MESSAGE_FIELDS = ("role", "content", "tool_calls", "tool_call_id", "tool_name")
+
+
+def parse_message(item: dict[str, Any], where: str, limits: RequestLimits, allowed: tuple[str, ...]) -> Message:
+    """One message in the shape Ollama and OpenAI share (content a string here)."""
+    extra = sorted(set(item) - set(allowed))
+    if extra:
+        raise InvalidRequest(f"{where} has an unknown field {extra[0]!r}", field=f"{where}.{extra[0]}")
+    role, content = item.get("role"), item.get("content")
+    if role not in ROLES:
+        raise InvalidRequest(f"{where}.role must be one of {', '.join(ROLES)}", field=f"{where}.role")
+    tool_calls: tuple[ToolCall, ...] = ()
+    if item.get("tool_calls") is not None:
+        if role != "assistant":
+            raise InvalidRequest(f"{where}.tool_calls is only for assistant messages", field=f"{where}.tool_calls")
+        tool_calls = parse_tool_calls(item["tool_calls"], f"{where}.tool_calls", id_prefix=_id_prefix(where))
+    if content is None and (tool_calls or role == "assistant"):
+        content = ""
+    if not isinstance(content, str):
+        raise InvalidRequest(f"{where}.content must be a string", field=f"{where}.content")
+    check_unicode(content, f"{where}.content")
+    if len(content) > limits.max_prompt_chars:
+        raise too_long(f"{where}.content", len(content), limits.max_prompt_chars)
+    tool_call_id = _optional_name(item.get("tool_call_id"), f"{where}.tool_call_id")
+    tool_name = _optional_name(item.get("tool_name"), f"{where}.tool_name")
+    if (tool_call_id is not None or tool_name is not None) and role != "tool":
+        field_name = "tool_call_id" if tool_call_id is not None else "tool_name"
+        raise InvalidRequest(f"{where}.{field_name} is only for tool messages", field=f"{where}.{field_name}")
+    return Message(role, content, tool_calls, tool_call_id, tool_name)
+
+
+def answer_call(message: Message, pending: list[ToolCall], where: str) -> Message:
+    """Match a tool result to the call it answers, filling in what it left out.
+
+    OpenAI-compatible servers match results by ``tool_call_id``, Ollama by
+    ``tool_name``; a client written for either gives only one.  A result
+    without an id answers the earliest unanswered call (of its name, when it
+    gives one) of the assistant turn before it.
+    """
+    call = None
+    if message.tool_call_id is not None:
+        call = next((c for c in pending if c.id == message.tool_call_id), None)
+    else:
+        call = next((c for c in pending if message.tool_name in (None, c.name)), None)
+        if call is None:
+            raise InvalidRequest(
+                f"{where} is a tool result without 'tool_call_id', and no earlier tool call is left for it to answer",
+                field=f"{where}.tool_call_id",
+            )
+    if call is None:
+        return message
+    pending.remove(call)
+    return replace(message, tool_call_id=call.id, tool_name=message.tool_name or call.name)
+
+
+def parse_tool_calls(value: Any, where: str, *, id_prefix: str = "call") -> tuple[ToolCall, ...]:
+    """An assistant turn's tool calls, OpenAI's shape or Ollama's.
+
+    ``arguments`` may be a JSON string (OpenAI) or an object (Ollama); either
+    way it must be a JSON object, kept as compact JSON text.  A call without an
+    ``id`` (Ollama's older servers give none) gets one from its position.
+    """
+    if not isinstance(value, list) or len(value) > MAX_TOOL_CALLS:
+        raise InvalidRequest(f"{where} must be a list of at most {MAX_TOOL_CALLS} tool calls", field=where)
+    calls = []
+    for j, raw in enumerate(value):
+        at = f"{where}[{j}]"
+        if not isinstance(raw, dict):
+            raise InvalidRequest(f"{at} must be an object with 'function'", field=at)
+        extra = sorted(set(raw) - {"id", "type", "function", "index"})
+        if extra:
+            raise InvalidRequest(f"{at} has an unknown field {extra[0]!r}", field=f"{at}.{extra[0]}")
+        if raw.get("type", "function") != "function":
+            raise InvalidRequest(f"{at}.type must be 'function'", field=f"{at}.type")
+        function = raw.get("function")
+        if not isinstance(function, dict):
+            raise InvalidRequest(f"{at}.function must be an object with 'name' and 'arguments'", field=f"{at}.function")
+        name = _tool_name(function.get("name"), f"{at}.function.name")
+        arguments = tool_arguments(function.get("arguments"), f"{at}.function.arguments")
+        call_id = _optional_name(raw.get("id"), f"{at}.id") or f"{id_prefix}_{j}"
+        calls.append(ToolCall(call_id, name, arguments, j))
+    return tuple(calls)
+
+
+def tool_arguments(value: Any, where: str) -> str:
+    """A call's arguments as compact JSON text of an object."""
+    if value is None:
+        return "{}"
+    if isinstance(value, str):
+        check_unicode(value, where)
+        try:
+            parsed = json.loads(value) if value.strip() else {}
+        except ValueError:
+            raise InvalidRequest(f"{where} must be a JSON object (or a string holding one)", field=where) from None
+        if not isinstance(parsed, dict):
+            raise InvalidRequest(f"{where} must be a JSON object (or a string holding one)", field=where)
+        return value if value.strip() else "{}"
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    raise InvalidRequest(f"{where} must be a JSON object (or a string holding one)", field=where)
+
+
+def parse_tools(value: Any, limits: RequestLimits, where: str = "tools") -> tuple[Tool, ...]:
+    """``tools``: functions in OpenAI's (and Ollama's) shape."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or len(value) > MAX_TOOLS:
+        raise InvalidRequest(f"'{where}' must be a list of at most {MAX_TOOLS} tools", field=where)
+    tools: list[Tool] = []
+    size = 0
+    for i, raw in enumerate(value):
+        at = f"{where}[{i}]"
+        if not isinstance(raw, dict) or raw.get("type") != "function" or not isinstance(raw.get("function"), dict):
+            raise InvalidRequest(
+                f'{at} must be {{"type": "function", "function": {{"name", "description", "parameters"}}}}', field=at
+            )
+        extra = sorted(set(raw) - {"type", "function"})
+        if extra:
+            raise InvalidRequest(f"{at} has an unknown field {extra[0]!r}", field=f"{at}.{extra[0]}")
+        function = raw["function"]
+        extra = sorted(set(function) - {"name", "description", "parameters", "strict"})
+        if extra:
+            raise InvalidRequest(f"{at}.function has an unknown field {extra[0]!r}", field=f"{at}.function.{extra[0]}")
+        name = _tool_name(function.get("name"), f"{at}.function.name")
+        description = function.get("description")
+        if description is not None and not isinstance(description, str):
+            raise InvalidRequest(f"{at}.function.description must be a string", field=f"{at}.function.description")
+        parameters = function.get("parameters")
+        if parameters is not None and not isinstance(parameters, dict):
+            raise InvalidRequest(
+                f"{at}.function.parameters must be a JSON Schema object", field=f"{at}.function.parameters"
+            )
+        if any(t.name == name for t in tools):
+            raise InvalidRequest(f"{at}.function.name {name!r} is given twice", field=f"{at}.function.name")
+        tool = Tool(name, description, parameters)
+        size += len(json.dumps(tool.as_openai(), ensure_ascii=False))
+        check_unicode(json.dumps(tool.as_openai(), ensure_ascii=False), at)
+        tools.append(tool)
+    if size > limits.max_input_chars:
+        raise too_long(where, size, limits.max_input_chars)
+    return tuple(tools)
+
+
+def parse_tool_choice(value: Any, tools: tuple[Tool, ...], where: str = "tool_choice") -> ToolChoice:
+    """``tool_choice`` in OpenAI's shape: a mode, or one function by name."""
+    if value in TOOL_CHOICES:
+        return str(value)
+    if isinstance(value, dict) and value.get("type") == "function" and isinstance(value.get("function"), dict):
+        name = value["function"].get("name")
+        if any(t.name == name for t in tools):
+            return {"type": "function", "function": {"name": name}}
+        raise InvalidRequest(f"{where} names a function that is not in 'tools': {name!r}", field=where)
+    raise InvalidRequest(
+        f'{where} must be one of {", ".join(TOOL_CHOICES)} or {{"type": "function", "function": {{"name": ...}}}}',
+        field=where,
+    )
+
+
+def _id_prefix(where: str) -> str:
+    """``messages[3]`` -> ``call_3``: ids made for calls that came without one."""
+    return "call_" + "".join(c for c in where if c.isdigit())
+
+
+def _tool_name(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not _TOOL_NAME.fullmatch(value):
+        raise InvalidRequest(
+            f"{where} must be 1 to 128 letters, digits, '_', '-', '.' or ':'",
+            field=where,
+        )
+    return value
+
+
+def _optional_name(value: Any, where: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > 200 or any(ord(c) < 0x20 for c in value):
+        raise InvalidRequest(f"{where} must be a non-empty string of at most 200 characters", field=where)
+    check_unicode(value, where)
+    return value
+
+
+def parse_model(value: Any, limits: RequestLimits) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip() or len(value) > 200:
         raise InvalidRequest("'model' must be a non-empty string of at most 200 characters", field="model")
     if any(ord(c) < 0x20 for c in value):
         raise InvalidRequest("'model' must not contain control characters", field="model")
-    _check_unicode(value, "model")
+    check_unicode(value, "model")
     if limits.models_allowed and value not in limits.models_allowed:
         raise InvalidRequest(
             f"model {value!r} is not offered here; choose one of: {', '.join(limits.models_allowed)}",
@@ -232,7 +455,7 @@ def _parse_model(value: Any, limits: RequestLimits) -> str | None:
     return value
 
 
-def _parse_think(value: Any) -> bool | str | None:
+def parse_think(value: Any) -> bool | str | None:
     if value is None or isinstance(value, bool):
         return value
     if value in THINK_LEVELS:
@@ -246,7 +469,7 @@ def _parse_resumable(value: Any) -> bool | None:
     raise InvalidRequest("'resumable' must be true or false", field="resumable")
 
 
-def _parse_options(value: Any, limits: RequestLimits) -> dict[str, Any]:
+def parse_options(value: Any, limits: RequestLimits) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -262,11 +485,11 @@ def _parse_options(value: Any, limits: RequestLimits) -> dict[str, Any]:
             raise InvalidRequest(f"unknown option {raw_name!r}; allowed: {allowed}", field=where)
         if name in options:
             raise InvalidRequest(f"option {name!r} is given twice", field=where)
-        options[name] = _check_option(name, rule, raw, where, limits)
+        options[name] = check_option(name, rule, raw, where, limits)
     return options
 
 
-def _check_option(name: str, rule: OptionRule, raw: Any, where: str, limits: RequestLimits) -> Any:
+def check_option(name: str, rule: OptionRule, raw: Any, where: str, limits: RequestLimits) -> Any:
     if name == "stop":
         stops = [raw] if isinstance(raw, str) else raw
         if (
@@ -280,7 +503,7 @@ def _check_option(name: str, rule: OptionRule, raw: Any, where: str, limits: Req
                 field=where,
             )
         for stop in stops:
-            _check_unicode(stop, where)
+            check_unicode(stop, where)
         return list(stops)
     high = rule.high
     if name == "num_predict":

@@ -34,6 +34,24 @@ class Thinking:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """The model asks the client to run a tool; llm-sse never runs it.
+
+    Complete when yielded: providers reassemble OpenAI's streamed argument
+    fragments by ``index`` and dump Ollama's argument objects to JSON, so
+    every encoder gets one call with ``arguments`` exactly as a JSON string
+    (as the model produced it, not re-parsed).  ``id`` is the upstream's,
+    or one made up when the upstream gives none, so the client can answer
+    the call by id in its next request.
+    """
+
+    id: str
+    name: str
+    arguments: str
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     """Token counts as the upstream reports them (``None`` when it does not)."""
 
@@ -75,7 +93,7 @@ class Skipped:
     sample: str
 
 
-Event = Token | Thinking | Done | StreamError | Skipped
+Event = Token | Thinking | ToolCall | Done | StreamError | Skipped
 
 
 # The most text one merged event carries, in characters.  A read can hold

@@ -19,13 +19,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from .chat import MAX_STOP_LENGTH, MAX_STOP_SEQUENCES, OPTION_ALIASES, OPTION_RULES, ROLES, THINK_LEVELS
+from .chat import (
+    MAX_STOP_LENGTH,
+    MAX_STOP_SEQUENCES,
+    MAX_TOOL_CALLS,
+    MAX_TOOLS,
+    OPTION_ALIASES,
+    OPTION_RULES,
+    ROLES,
+    THINK_LEVELS,
+    TOOL_CHOICES,
+)
 from .cors import ALLOWED_HEADERS, MAX_AGE_SECONDS
 from .limits import BUSY_RETRY_AFTER
 from .settings import Settings
 
 JSON = "application/json"
 # Python's \S (str.strip's notion of blank) and no control characters.
+TOOL_NAME_PATTERN = "^[A-Za-z0-9_.:-]{1,128}$"
 NOT_BLANK = r"\S"
 MODEL_PATTERN = r"^(?=[\s\S]*\S)[^\x00-\x1f]*$"
 
@@ -224,8 +235,8 @@ def _headers() -> dict[str, Any]:
 def _event_stream_response() -> dict[str, Any]:
     return {
         "description": (
-            "The answer as Server-Sent Events, in order: one `meta`, `thinking` and `token` frames as they "
-            "arrive, then exactly one terminal frame: `done` or `error`. Each frame is `event:`, one `data:` "
+            "The answer as Server-Sent Events, in order: one `meta`, `thinking`, `token` and `tool_call` frames as "
+            "they arrive, then exactly one terminal frame: `done` or `error`. Each frame is `event:`, one `data:` "
             "line of compact JSON, and `id:` (its sequence number); `: ping` comments keep an idle connection "
             "open. As is usual before OpenAPI 3.2's `itemSchema`, the schema describes one event."
         ),
@@ -273,8 +284,25 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                     "minItems": 1,
                     "maxItems": limits.max_messages,
                     "items": _ref("Message"),
-                    "contains": {"type": "object", "properties": {"content": {"pattern": NOT_BLANK}}},
-                    "description": "A conversation; at least one message must have non-blank content.",
+                    "contains": {
+                        "anyOf": [
+                            {"type": "object", "properties": {"content": {"pattern": NOT_BLANK}}},
+                            {"type": "object", "required": ["tool_calls"]},
+                        ]
+                    },
+                    "description": (
+                        "A conversation; at least one message must have non-blank content (or tool calls)."
+                    ),
+                },
+                "tools": {
+                    "type": ["array", "null"],
+                    "maxItems": MAX_TOOLS,
+                    "items": _ref("Tool"),
+                    "description": "Functions the model may ask the client to call; llm-sse never calls them.",
+                },
+                "tool_choice": {
+                    "description": "Whether and which tool the model must call (OpenAI's shape; Ollama: `none` only).",
+                    "oneOf": [{"enum": [*TOOL_CHOICES, None]}, _ref("NamedToolChoice")],
                 },
                 "model": model,
                 "options": {"oneOf": [_ref("Options"), {"type": "null"}]},
@@ -291,10 +319,66 @@ def _schemas(settings: Settings) -> dict[str, Any]:
         "Message": {
             "type": "object",
             "additionalProperties": False,
-            "required": ["role", "content"],
+            "required": ["role"],
+            "description": (
+                "`content` may be null or absent only on an assistant message; `tool_calls` only on an "
+                "assistant message; `tool_call_id`/`tool_name` only on a `tool` result, which answers a call "
+                "of the assistant message before it."
+            ),
             "properties": {
                 "role": {"enum": list(ROLES)},
-                "content": {"type": "string", "maxLength": limits.max_prompt_chars},
+                "content": {"type": ["string", "null"], "maxLength": limits.max_prompt_chars},
+                "tool_calls": {"type": ["array", "null"], "maxItems": MAX_TOOL_CALLS, "items": _ref("ToolCallIn")},
+                "tool_call_id": {"type": ["string", "null"], "minLength": 1, "maxLength": 200},
+                "tool_name": {"type": ["string", "null"], "minLength": 1, "maxLength": 200},
+            },
+        },
+        "ToolCallIn": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["function"],
+            "properties": {
+                "id": {"type": ["string", "null"], "minLength": 1, "maxLength": 200},
+                "type": {"const": "function"},
+                "index": {},
+                "function": {
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {
+                        "name": {"type": "string", "pattern": TOOL_NAME_PATTERN},
+                        "arguments": {
+                            "type": ["string", "object", "null"],
+                            "description": "A JSON object, or a string holding one.",
+                        },
+                    },
+                },
+            },
+        },
+        "Tool": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["type", "function"],
+            "properties": {
+                "type": {"const": "function"},
+                "function": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["name"],
+                    "properties": {
+                        "name": {"type": "string", "pattern": TOOL_NAME_PATTERN},
+                        "description": {"type": ["string", "null"]},
+                        "parameters": {"type": ["object", "null"], "description": "A JSON Schema."},
+                        "strict": {},
+                    },
+                },
+            },
+        },
+        "NamedToolChoice": {
+            "type": "object",
+            "required": ["type", "function"],
+            "properties": {
+                "type": {"const": "function"},
+                "function": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}},
             },
         },
         "Options": _options_schema(settings),
@@ -326,6 +410,7 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                 _event("meta", "MetaEvent"),
                 _event("thinking", "TextEvent"),
                 _event("token", "TextEvent"),
+                _event("tool_call", "ToolCallEvent"),
                 _event("done", "DoneEvent"),
                 _event("error", "ErrorEvent"),
             ],
@@ -362,6 +447,20 @@ def _schemas(settings: Settings) -> dict[str, Any]:
             },
         },
         "TextEvent": {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}},
+        "ToolCallEvent": {
+            "type": "object",
+            "description": (
+                "The model asks the client to call a tool; the client runs it and sends the result back as a "
+                "`tool` message (with `tool_call_id`) in its next request. The `done` frame's `finish_reason` "
+                "is then `tool_calls`."
+            ),
+            "required": ["id", "name", "arguments"],
+            "properties": {
+                "id": {"type": "string"},
+                "name": {"type": "string"},
+                "arguments": {"type": "string", "description": "A JSON object's text, as the model produced it."},
+            },
+        },
         "DoneEvent": {
             "type": "object",
             "required": ["finish_reason", "usage", "timing", "skipped_lines"],

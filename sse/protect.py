@@ -3,7 +3,7 @@
 The decisions live in the core (``auth``, ``cors``, ``limits``,
 ``injection``); this module wires them into aiohttp:
 
-* ``auth_middleware`` -- ``/api/*`` needs a valid key when keys are set; a
+* ``auth_middleware`` -- ``/api/*`` and ``/v1/*`` need a valid key when keys are set; a
   missing and a wrong key get the same 401, so a caller learns nothing about
   which it was.  Preflights (``OPTIONS``) carry no key and pass.
 * ``add_cors_headers`` -- an ``on_response_prepare`` hook: every answer
@@ -39,13 +39,18 @@ LIMITER = web.AppKey("limiter", StreamLimiter)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Paths that stay open when keys are required: health checks, the page, the API's description.
-PROTECTED_PREFIX = "/api/"
+PROTECTED_PREFIX = ("/api/", "/v1/")
 # By route (its canonical path): what a cross-origin page may do there.
 PREFLIGHT_METHODS = {
     "/api/chat": ("POST", "OPTIONS"),
     "/api/models": ("GET", "OPTIONS"),
     "/api/streams/{id}": ("GET", "OPTIONS"),
     "/api/streams/{id}/cancel": ("POST", "OPTIONS"),
+    "/api/ui-chat": ("POST", "OPTIONS"),
+    "/api/ui-chat/{id}/stream": ("GET", "OPTIONS"),
+    "/v1/chat/completions": ("POST", "OPTIONS"),
+    "/v1/models": ("GET", "OPTIONS"),
+    "/v1/models/{model}": ("GET", "OPTIONS"),
 }
 
 

@@ -41,6 +41,7 @@ class StreamRecord:
     first_token_at: float | None = None
     tokens: int = 0
     thinking_tokens: int = 0
+    tool_calls: int = 0
     skipped_lines: int = 0
     heartbeats: int = 0
     attempts: list[Attempt] = field(default_factory=list)
@@ -77,6 +78,8 @@ class StreamRecord:
         }
         if self.thinking_tokens:
             out["thinking_tokens"] = self.thinking_tokens
+        if self.tool_calls:
+            out["tool_calls"] = self.tool_calls
         if self.message:
             out["error"] = self.message
         if self.attempts:

@@ -150,3 +150,76 @@ def test_resumable_is_a_boolean_and_absent_means_the_servers_default():
     assert parse_chat_request({"prompt": "x", "resumable": True}).resumable is True
     assert parse_chat_request({"prompt": "x", "resumable": False}).resumable is False
     rejects({"prompt": "x", "resumable": "yes"}, field="resumable")
+
+
+# -- tools
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {"name": "get_weather", "description": "d", "parameters": {"type": "object"}},
+}
+
+
+def test_tools_and_a_tool_round_trip_in_ollamas_shape():
+    from sse.chat import Tool
+    from sse.events import ToolCall
+
+    request = parse_chat_request(
+        {
+            "messages": [
+                {"role": "user", "content": "Weather?"},
+                {
+                    "role": "assistant",
+                    "content": "",
+                    "tool_calls": [{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}],
+                },
+                {"role": "tool", "tool_name": "get_weather", "content": "22°C"},
+            ],
+            "tools": [WEATHER_TOOL],
+            "tool_choice": "required",
+        }
+    )
+    assert request.tools == (Tool("get_weather", "d", {"type": "object"}),)
+    assert request.tool_choice == "required"
+    assert request.messages[1].tool_calls == (ToolCall("call_1_0", "get_weather", '{"city":"Paris"}', 0),)
+    assert request.messages[2] == Message("tool", "22°C", tool_call_id="call_1_0", tool_name="get_weather")
+    assert request.input_chars == len("Weather?") + len('{"city":"Paris"}') + len("22°C")
+
+
+def test_tools_with_a_prompt_become_a_conversation():
+    request = parse_chat_request({"prompt": "Weather?", "tools": [WEATHER_TOOL]})
+    assert request.prompt is None
+    assert request.messages == (Message("user", "Weather?"),)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"prompt": "x", "tools": {"a": 1}}, "tools"),
+        ({"prompt": "x", "tools": [{"type": "function"}]}, "tools[0]"),
+        ({"prompt": "x", "tools": [{"type": "function", "function": {"name": "a b"}}]}, "tools[0].function.name"),
+        ({"prompt": "x", "tools": [WEATHER_TOOL, WEATHER_TOOL]}, "tools[1].function.name"),
+        (
+            {"prompt": "x", "tools": [{"type": "function", "function": {"name": "f", "parameters": []}}]},
+            "tools[0].function.parameters",
+        ),
+        ({"prompt": "x", "tools": [WEATHER_TOOL], "tool_choice": "always"}, "tool_choice"),
+        ({"messages": [{"role": "user", "content": "x", "tool_calls": []}]}, "messages[0].tool_calls"),
+        ({"messages": [{"role": "user", "content": "x", "tool_call_id": "c"}]}, "messages[0].tool_call_id"),
+        ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].tool_call_id"),
+        (
+            {"messages": [{"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": "nope"}}]}]},
+            "messages[0].tool_calls[0].function.arguments",
+        ),
+    ],
+)
+def test_malformed_tools_name_the_field(body, field):
+    rejects(body, field=field)
+
+
+def test_an_assistant_turn_of_only_tool_calls_is_not_empty():
+    request = parse_chat_request(
+        {"messages": [{"role": "assistant", "content": None, "tool_calls": [{"id": "c", "function": {"name": "f"}}]}]}
+    )
+    assert request.messages[0].tool_calls[0].arguments == "{}"

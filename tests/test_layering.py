@@ -29,6 +29,8 @@ CORE = [
     *sorted(f"injection/{path.stem}" for path in (SSE / "injection").glob("*.py")),
     "openapi",
     "secretfile",
+    "openai_request",
+    "uimessage_request",
     "idle",
     # Wire protocols: every module of the package.
     *sorted(f"encoders/{path.stem}" for path in (SSE / "encoders").glob("*.py")),

@@ -106,20 +106,26 @@ async def test_multibyte_text_split_at_every_byte_arrives_intact(
 
 
 @pytest.mark.parametrize(
-    ("transcript", "finish_reason"),
-    [("openrouter/tool_call_stream_3_comments.sse", "tool_calls"), ("openai/chat_stream_tool_call.sse", "stop")],
+    ("transcript", "call_id", "arguments"),
+    [
+        ("openrouter/tool_call_stream_3_comments.sse", "toolu_bdrk_01AVRkzbigpMbNJ3zjnuQ6ZE", '{"city": "Paris"}'),
+        ("openai/chat_stream_tool_call.sse", "call_5wBV98AvGPwOyC6a2HtKh85w", '{"city":"Paris"}'),
+    ],
 )
-async def test_tool_call_chunks_with_null_content_end_cleanly(
+async def test_tool_call_fragments_become_one_tool_call_frame(
     router_service: Service,
     fake_openrouter: FakeOpenAI,
     client: aiohttp.ClientSession,
     transcript: str,
-    finish_reason: str,
+    call_id: str,
+    arguments: str,
 ) -> None:
     fake_openrouter.push(Script.transcript(transcript))
     _, frames = await post_chat(client, router_service, HELLO)
-    assert kinds(frames) == ["meta", "done"]
-    assert frames[-1].data["finish_reason"] == finish_reason
+    assert kinds(frames) == ["meta", "tool_call", "done"]
+    assert frames[1].data == {"id": call_id, "name": "get_weather", "arguments": arguments}
+    # OpenAI's forced tool_choice finishes with "stop": a client must still know to run the tool.
+    assert frames[-1].data["finish_reason"] == "tool_calls"
     assert frames[-1].data["skipped_lines"] == 0
 
 

@@ -15,24 +15,32 @@ Wire facts this module relies on (Ollama's docs/api.md and server source):
 * an unknown model is a 404 whose wording varies by version, so we key on the
   status, not the text;
 * Ollama sends nothing while a model loads: the relay's first-token timeout
-  and heartbeats cover that.
+  and heartbeats cover that;
+* tools go in ``tools`` (OpenAI's function shape); a call comes back whole in
+  one line's ``message.tool_calls`` (``function.arguments`` an object, an
+  ``id`` only from newer servers), with ``done_reason: "stop"``; results go
+  back as ``{"role": "tool", "content", "tool_name"}``.  Ollama has no
+  ``tool_choice``: ``"none"`` is honoured by sending no tools, the others are
+  the model's own choice.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ..chat import ChatRequest
+from ..chat import ChatRequest, Message
 from ..errors import UpstreamDisconnected, UpstreamError
-from ..events import Done, Event, Skipped, StreamError, Thinking, Token, Usage, coalesce
+from ..events import Done, Event, Skipped, StreamError, Thinking, Token, ToolCall, Usage, coalesce
 from ..ndjson import LineTooLong, NdjsonDecoder
 from ..routing import ModelMap
 from .base import ModelInfo, Readiness, token_count
 from .http import READ_BYTES, READ_ERRORS, HttpProvider, dropped, open_stream
 
 _NS = 1e-9
+_NO_MESSAGE: dict[str, Any] = {}  # read, never written
 
 
 class OllamaProvider(HttpProvider):
@@ -89,7 +97,9 @@ class OllamaProvider(HttpProvider):
         payload: dict[str, Any] = {"model": model, "stream": True}
         if request.messages is not None:
             path = "/api/chat"
-            payload["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
+            payload["messages"] = [_message(m) for m in request.messages]
+            if request.tools and request.tool_choice != "none":
+                payload["tools"] = [tool.as_openai() for tool in request.tools]
         else:
             path = "/api/generate"
             payload["prompt"] = request.prompt
@@ -103,6 +113,7 @@ class OllamaProvider(HttpProvider):
         url, payload = self._payload(request, model)
         chat = request.messages is not None
         decoder = NdjsonDecoder(self.max_line_bytes)
+        calls = _Calls()
         name = self.name
         async with open_stream(self.session, url, payload, name=name) as upstream:
             if upstream.response.content_type in _PAGE_TYPES:
@@ -119,7 +130,7 @@ class OllamaProvider(HttpProvider):
                     chunk = await read(READ_BYTES)
                 except READ_ERRORS as exc:
                     raise dropped(name, exc) from None
-                events, finished = _read_events(decoder, chunk, chat, name)
+                events, finished = _read_events(decoder, chunk, chat, name, calls)
                 at_end = not chunk
                 del chunk
                 if finished and type(events[-1]) is Done:
@@ -144,6 +155,55 @@ class OllamaProvider(HttpProvider):
                     return
                 if at_end:
                     raise UpstreamDisconnected(f"{name} ended the stream without its final line")
+
+
+def _message(message: Message) -> dict[str, Any]:
+    """A message as Ollama's /api/chat takes it (arguments as objects, results by tool name)."""
+    out: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        out["tool_calls"] = [
+            {
+                "id": call.id,
+                "function": {"index": call.index, "name": call.name, "arguments": json.loads(call.arguments)},
+            }
+            for call in message.tool_calls
+        ]
+    if message.tool_name is not None:
+        out["tool_name"] = message.tool_name
+    if message.tool_call_id is not None:
+        out["tool_call_id"] = message.tool_call_id
+    return out
+
+
+class _Calls:
+    """The tool calls one answer has made so far (for made-up ids and the finish reason)."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def read(self, raw: Any, out: list[Event]) -> None:
+        """Append a ``ToolCall`` per well-formed entry of ``message.tool_calls``."""
+        for entry in raw if isinstance(raw, list) else ():
+            function = entry.get("function") if isinstance(entry, dict) else None
+            if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+                out.append(Skipped(1, json.dumps(entry)[:200]))
+                continue
+            arguments = function.get("arguments")
+            if not isinstance(arguments, str):
+                arguments = json.dumps(
+                    arguments if arguments is not None else {}, ensure_ascii=False, separators=(",", ":")
+                )
+            call_id = entry.get("id")
+            if not isinstance(call_id, str) or not call_id:
+                # Ollama's own format for the id it makes (newer servers send one).
+                call_id = "call_" + secrets.token_hex(4)
+            index = function.get("index")
+            if not isinstance(index, int) or isinstance(index, bool) or index < self.count:
+                index = self.count
+            out.append(ToolCall(call_id, function["name"], arguments, index))
+            self.count += 1
 
 
 # What a captive portal, a login page or a misrouted proxy answers instead.
@@ -173,7 +233,9 @@ def _hold_back_skipped(events: list[Event], held: Skipped | None) -> tuple[list[
     return rest, held
 
 
-def _read_events(decoder: NdjsonDecoder, chunk: bytes, chat: bool, name: str) -> tuple[list[Event], bool]:
+def _read_events(
+    decoder: NdjsonDecoder, chunk: bytes, chat: bool, name: str, calls: _Calls
+) -> tuple[list[Event], bool]:
     """The events of one network read (``b""``: the body's end); True if the answer ended."""
     try:
         lines = decoder.feed(chunk) if chunk else decoder.close()
@@ -182,7 +244,7 @@ def _read_events(decoder: NdjsonDecoder, chunk: bytes, chat: bool, name: str) ->
     events: list[Event] = []
     finished = False
     for line in lines:
-        if _map_line(line, chat, events):
+        if _map_line(line, chat, events, calls):
             finished = True
             break
     if decoder.skipped:
@@ -191,7 +253,7 @@ def _read_events(decoder: NdjsonDecoder, chunk: bytes, chat: bool, name: str) ->
     return events, finished
 
 
-def _map_line(line: Any, chat: bool, out: list[Event]) -> bool:
+def _map_line(line: Any, chat: bool, out: list[Event], calls: _Calls) -> bool:
     """Append the events of one Ollama line to ``out``; True if it ends the stream."""
     if not isinstance(line, dict):
         out.append(Skipped(1, json.dumps(line)[:200]))
@@ -200,9 +262,10 @@ def _map_line(line: Any, chat: bool, out: list[Event]) -> bool:
     if error is not None:
         out.append(StreamError("upstream_error", error if isinstance(error, str) else json.dumps(error)))
         return True
+    message: dict[str, Any] = _NO_MESSAGE
     if chat:
-        message = line.get("message")
-        message = message if isinstance(message, dict) else {}
+        raw_message = line.get("message")
+        message = raw_message if isinstance(raw_message, dict) else _NO_MESSAGE
         text, thinking = message.get("content"), message.get("thinking")
     else:
         text, thinking = line.get("response"), line.get("thinking")
@@ -210,12 +273,18 @@ def _map_line(line: Any, chat: bool, out: list[Event]) -> bool:
         out.append(Thinking(thinking))
     if isinstance(text, str) and text:
         out.append(Token(text))
+    if chat and "tool_calls" in message:
+        calls.read(message["tool_calls"], out)
     if line.get("done") is not True:
         return False
     eval_ns = line.get("eval_duration")
+    finish_reason = _str_or_none(line.get("done_reason"))
+    if calls.count and finish_reason in (None, "stop"):
+        # Ollama says "stop"; a client (and OpenAI's protocol) needs to know it must run tools.
+        finish_reason = "tool_calls"
     out.append(
         Done(
-            finish_reason=_str_or_none(line.get("done_reason")),
+            finish_reason=finish_reason,
             usage=Usage(token_count(line.get("prompt_eval_count")), token_count(line.get("eval_count"))),
             generation_s=eval_ns * _NS if isinstance(eval_ns, int) and eval_ns > 0 else None,
         )

@@ -19,7 +19,13 @@ tests/fixtures/openai and tests/fixtures/openrouter):
   object (OpenRouter adds ``finish_reason: "error"``), and no ``[DONE]``;
   before it, a real HTTP status with ``{"error": {"message", ...}}``;
 * some servers ignore ``stream_options`` (llama.cpp's Python server sends no
-  usage); counts then come from the relay's own tally.
+  usage); counts then come from the relay's own tally;
+* a tool call streams as fragments in ``delta.tool_calls``: the first of an
+  ``index`` carries ``id`` and ``function.name``, the rest pieces of
+  ``function.arguments`` (OpenRouter repeats ``role`` and sends empty pieces).
+  A call is handed out whole once the next index starts or the answer
+  finishes; a forced ``tool_choice`` may finish with ``"stop"``, which is
+  reported as ``"tool_calls"`` so a client knows to run them.
 
 Failures before the first token are raised (so the relay can answer with a
 status, or try the next provider); after it they are ``StreamError`` events.
@@ -36,13 +42,13 @@ from typing import Any
 
 import aiohttp
 
-from ..chat import ChatRequest
+from ..chat import ChatRequest, Message
 from ..errors import (
     UpstreamDisconnected,
     UpstreamError,
     from_upstream_status,
 )
-from ..events import Done, Event, Skipped, StreamError, Thinking, Token, Usage, coalesce
+from ..events import Done, Event, Skipped, StreamError, Thinking, Token, ToolCall, Usage, coalesce
 from ..eventstream import EventStreamDecoder, EventTooLarge, ServerSentEvent
 from ..routing import ModelMap
 from .base import ModelInfo, Readiness, token_count
@@ -144,10 +150,14 @@ class OpenAIProvider(HttpProvider):
     def _payload(self, request: ChatRequest, model: str) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "model": model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.as_messages()],
+            "messages": [_message(m) for m in request.as_messages()],
             "stream": True,
             "stream_options": {"include_usage": True},
         }
+        if request.tools:
+            payload["tools"] = [tool.as_openai() for tool in request.tools]
+            if request.tool_choice is not None:
+                payload["tool_choice"] = request.tool_choice
         for name, value in request.options.items():
             target = _OPTION_NAMES.get(name)
             if target is not None:  # num_ctx has no equivalent: the server's context is fixed
@@ -234,6 +244,62 @@ class OpenAIProvider(HttpProvider):
         )
 
 
+def _message(message: Message) -> dict[str, Any]:
+    """A message in Chat Completions' shape (results by ``tool_call_id``)."""
+    out: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        out["content"] = message.content or None
+        out["tool_calls"] = [
+            {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+            for call in message.tool_calls
+        ]
+    if message.role == "tool" and message.tool_call_id is not None:
+        out["tool_call_id"] = message.tool_call_id
+    return out
+
+
+class _ToolCallParts:
+    """Fragments of the tool calls in one answer, put together by ``index``."""
+
+    __slots__ = ("calls", "emitted")
+
+    def __init__(self) -> None:
+        self.calls: dict[int, list[Any]] = {}  # index -> [id, name, [argument pieces]]
+        self.emitted = 0
+
+    def add(self, fragments: Any, out: list[Event]) -> None:
+        for fragment in fragments if isinstance(fragments, list) else ():
+            if not isinstance(fragment, dict):
+                continue
+            index = fragment.get("index")
+            if not isinstance(index, int) or isinstance(index, bool):
+                index = max(self.calls, default=0)
+            function = fragment.get("function")
+            function = function if isinstance(function, dict) else {}
+            call = self.calls.get(index)
+            if call is None:
+                # A new index: the calls before it are complete.
+                self.flush(out)
+                call = self.calls[index] = [None, None, []]
+            if isinstance(fragment.get("id"), str) and fragment["id"]:
+                call[0] = fragment["id"]
+            if isinstance(function.get("name"), str) and function["name"]:
+                call[1] = function["name"]
+            piece = function.get("arguments")
+            if isinstance(piece, str) and piece:
+                call[2].append(piece)
+
+    def flush(self, out: list[Event]) -> None:
+        """Hand out every call gathered so far, in index order."""
+        for index in sorted(self.calls):
+            call_id, name, pieces = self.calls.pop(index)
+            if name is None:
+                out.append(Skipped(1, f"a tool call without a name at index {index}"))
+                continue
+            self.emitted += 1
+            out.append(ToolCall(call_id or f"call_{index}", name, "".join(pieces) or "{}", index))
+
+
 class _ChunkReader:
     """Turns one stream's decoded events into our events; remembers what ``Done`` needs."""
 
@@ -241,13 +307,23 @@ class _ChunkReader:
         self.provider = provider
         self.finish_reason: str | None = None
         self.usage = Usage()
-        self.produced = False  # a Token or Thinking has been handed out
+        self.produced = False  # a Token, Thinking or ToolCall has been handed out
+        self.tool_calls: _ToolCallParts | None = None
+
+    def _done(self, out: list[Event]) -> Done:
+        finish_reason = self.finish_reason
+        tool_calls = self.tool_calls
+        if tool_calls is not None:
+            tool_calls.flush(out)
+            if tool_calls.emitted and finish_reason in (None, "stop"):
+                finish_reason = "tool_calls"
+        return Done(finish_reason, self.usage)
 
     def read(self, sse_event: ServerSentEvent, out: list[Event]) -> bool:
         """Append the events of one upstream event to ``out``; True if the stream ends."""
         data = sse_event.data
         if data == "[DONE]":
-            out.append(Done(self.finish_reason, self.usage))
+            out.append(self._done(out))
             return True
         try:
             chunk = json.loads(data)
@@ -273,9 +349,17 @@ class _ChunkReader:
             if isinstance(content, str) and content:
                 out.append(Token(content))
                 self.produced = True
+            elif "tool_calls" in delta:  # tool-call chunks carry no text
+                if self.tool_calls is None:
+                    self.tool_calls = _ToolCallParts()
+                self.tool_calls.add(delta["tool_calls"], out)
+                self.produced = self.produced or self.tool_calls.emitted > 0
         finish_reason = choice.get("finish_reason")
         if isinstance(finish_reason, str):
             self.finish_reason = finish_reason
+            if self.tool_calls is not None and self.tool_calls.calls:
+                self.tool_calls.flush(out)
+                self.produced = True
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             self.usage = Usage(token_count(usage.get("prompt_tokens")), token_count(usage.get("completion_tokens")))
@@ -307,7 +391,7 @@ class _ChunkReader:
         """The body ended without ``[DONE]``: finished if a finish reason came."""
         if self.finish_reason is None:
             raise UpstreamDisconnected(f"{self.provider.name} ended the stream without finishing")
-        return Done(self.finish_reason, self.usage)
+        return self._done([])
 
 
 def _error_status(error: Any) -> int | None:

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from ..chat import ChatRequest
 from ..encoders.base import Encoder, StreamMeta, StreamSummary
 from ..errors import ApiError, UpstreamDisconnected, UpstreamError, UpstreamTimeout
-from ..events import Done, Event, Skipped, StreamError, Thinking, Token
+from ..events import Done, Event, Skipped, StreamError, Thinking, Token, ToolCall
 from ..providers.base import Provider
 from ..routing import ProviderRouter
 from ..settings import Settings
@@ -198,9 +198,14 @@ class Generation:
     async def _other(self, provider: Provider, event: Event) -> None:
         """Events that are not text: rare, so off the token path's first checks.
 
-        The place for each new kind of event (a tool call: ``encoder.tool_call``).
+        The place for each new kind of event.
         """
-        if isinstance(event, Skipped):
+        if isinstance(event, ToolCall):
+            await self.sink.send(self.encoder.tool_call(event))
+            if self.record.first_token_at is None:
+                self.record.first_token_at = time.monotonic()
+            self.record.tool_calls += 1
+        elif isinstance(event, Skipped):
             self.record.skipped_lines += event.count
             log.warning(
                 "skipped upstream lines",

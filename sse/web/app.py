@@ -6,6 +6,10 @@ Routes:
 * ``GET /api/streams/{id}`` / ``POST /api/streams/{id}/cancel`` -- resumable
   streams (``web.resume``);
 * ``GET /api/models`` -- the models of every configured provider;
+* ``POST /v1/chat/completions`` / ``GET /v1/models`` -- the OpenAI-compatible
+  API (``web.openai``);
+* ``POST /api/ui-chat`` / ``GET /api/ui-chat/{id}/stream`` -- the Vercel AI
+  SDK's ``useChat`` (``web.uichat``);
 * ``OPTIONS`` on the API routes -- CORS preflights (``sse.protect``);
 * ``GET /healthz`` / ``/readyz`` / ``/metrics`` / ``/openapi.json`` -- for
   operators (``web.ops``);
@@ -48,9 +52,11 @@ from .boundary import Handler, error_boundary, no_route
 from .chat import chat
 from .keys import METRICS, OBSERVERS, PROVIDERS, PROXIES, REDIS, REGISTRY, RESUMABLE, ROUTER, SELECTION, SETTINGS
 from .models import models
+from .openai import chat_completions, list_models, retrieve_model
 from .ops import healthz, metrics, openapi_document, readyz
 from .page import static_file
 from .resume import stream_cancel, stream_resume
+from .uichat import ui_chat, ui_chat_resume
 
 log = logging.getLogger("llm_sse.server")
 
@@ -100,13 +106,23 @@ def add_routes(app: web.Application) -> None:
         ("OPTIONS", "/api/models", preflight),
         ("OPTIONS", "/api/streams/{id}", preflight),
         ("OPTIONS", "/api/streams/{id}/cancel", preflight),
+        ("POST", "/api/ui-chat", ui_chat),
+        ("GET", "/api/ui-chat/{id}/stream", ui_chat_resume),
+        ("OPTIONS", "/api/ui-chat", preflight),
+        ("OPTIONS", "/api/ui-chat/{id}/stream", preflight),
+        ("POST", "/v1/chat/completions", chat_completions),
+        ("GET", "/v1/models", list_models),
+        ("GET", "/v1/models/{model}", retrieve_model),
+        ("OPTIONS", "/v1/chat/completions", preflight),
+        ("OPTIONS", "/v1/models", preflight),
+        ("OPTIONS", "/v1/models/{model}", preflight),
         ("GET", "/healthz", healthz),
         ("GET", "/readyz", readyz),
         ("GET", "/metrics", metrics),
         ("GET", "/openapi.json", openapi_document),
         ("GET", "/", static_file),
-        # Everything but the API: a GET to /api/chat must be a 405, not a missing file.
-        ("GET", r"/{path:(?!api/).+}", static_file),
+        # Everything but the APIs: a GET to /api/chat must be a 405, not a missing file.
+        ("GET", r"/{path:(?!api/|v1/).+}", static_file),
     ]
     for method, path, handler in routes:
         if method == "GET":  # and HEAD, as aiohttp's add_get does

@@ -1,7 +1,8 @@
 """The error boundary: every error leaves as JSON with its status, whatever raised it.
 
 ``error_boundary`` (a middleware) turns an ``ApiError`` -- and aiohttp's own
-HTTP errors -- into ``{"error": {"code", "message"}}`` with the right status,
+HTTP errors -- into ``{"error": {"code", "message"}}`` (under ``/v1/``,
+OpenAI's ``{"error": {"message", "type", "param", "code"}}``) with the right status,
 logs one "request rejected" line, and counts it; an unexpected exception is
 logged with its traceback and answered with a plain 500, never the traceback.
 ``no_route`` answers what no route takes (404, or 405 with ``Allow``).
@@ -18,12 +19,15 @@ from typing import Any
 
 from aiohttp import web
 
+from ..encoders import openai
 from ..errors import ApiError
 from ..protect import key_id_of
 from .caller import client_of
 from .keys import METRICS, SETTINGS
 
 log = logging.getLogger("llm_sse.server")
+
+OPENAI_PREFIX = "/v1/"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -88,6 +92,10 @@ def error_response(request: web.Request, error: ApiError, shape: ErrorShape | No
         facts["field"] = error.field
     facts.update(error.log_fields)
     log.info("request rejected", extra={"fields": facts})
+    if shape is None and request.path.startswith(OPENAI_PREFIX):
+        # OpenAI's SDKs read their own error shape, and raise their typed errors from it --
+        # for every error under /v1/, a missing key or an unknown route included.
+        shape = openai.error_response
     if shape is None:
         return web.json_response(error.body(), status=error.status, headers=error.headers())
     status, body = shape(error)

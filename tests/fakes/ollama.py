@@ -121,6 +121,34 @@ def token_lines(
     return steps
 
 
+def tool_call_lines(
+    calls: Iterable[tuple[str | None, str, dict[str, Any]]],
+    *,
+    model: str = MODEL,
+    thinking: Iterable[str] = (),
+    text_before: Iterable[str] = (),
+) -> list[Step]:
+    """An answer that calls tools, as Ollama's /api/chat streams it.
+
+    Each call is ``(id, name, arguments)``; it comes whole, in one line of its
+    own with ``content: ""``, ``function.index`` and the arguments as an
+    object (``id`` None: an older server that sends none).  The done line
+    says ``done_reason: "stop"``, as Ollama does after tool calls.
+    """
+    steps: list[Step] = [Line(_chat_line(model, "", thinking=piece)) for piece in thinking]
+    steps += [Line(_chat_line(model, piece)) for piece in text_before]
+    for index, (call_id, name, arguments) in enumerate(calls):
+        call: dict[str, Any] = {}
+        if call_id is not None:
+            call["id"] = call_id
+        call["function"] = {"index": index, "name": name, "arguments": arguments}
+        line = _chat_line(model, "")
+        line["message"]["tool_calls"] = [call]
+        steps.append(Line(line))
+    steps.append(Line(done_line(model=model, eval_count=15)))
+    return steps
+
+
 def _chat_line(model: str, content: str, *, thinking: str | None = None) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if thinking is not None:

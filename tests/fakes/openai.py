@@ -44,7 +44,19 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 MODEL = "openai/gpt-4o-mini"
 KEEPALIVE = ": OPENROUTER PROCESSING"
 
-__all__ = ["Comment", "Data", "Drop", "FakeOpenAI", "Gate", "Hang", "Raw", "Script", "Sleep", "chunks"]
+__all__ = [
+    "Comment",
+    "Data",
+    "Drop",
+    "FakeOpenAI",
+    "Gate",
+    "Hang",
+    "Raw",
+    "Script",
+    "Sleep",
+    "chunks",
+    "tool_call_chunks",
+]
 
 
 @dataclass
@@ -168,6 +180,47 @@ def chunks(
     usage = {"prompt_tokens": 21, "completion_tokens": count, "total_tokens": 21 + count, "cost": 0.0000049}
     steps.append(Data(chunk(model, finish_reason=finish_reason)))
     steps.append(Data(chunk(model, finish_reason=finish_reason, usage=usage)))
+    steps.append(DONE)
+    return steps
+
+
+def tool_call_chunks(
+    calls: Iterable[tuple[str, str, Iterable[str]]],
+    *,
+    model: str = "gpt-4o-mini-2024-07-18",
+    finish_reason: str = "tool_calls",
+) -> list[Step]:
+    """Tool calls as OpenAI streams them (tests/fixtures/openai/chat_stream_tool_call.sse).
+
+    Each call is ``(id, name, argument pieces)``: its first chunk carries
+    ``index``, ``id``, ``type``, ``function.name`` and empty arguments (the
+    first call's also ``role`` and ``content: null``), then one chunk per
+    piece under the same ``index``; then the finish chunk, the usage chunk
+    (``choices: []``) and ``[DONE]``.  Every chunk carries ``usage: null``.
+    """
+    head = {"id": "chatcmpl-DcLQgGuIIwnMHqZMRCOwZMLir5SkK", "object": "chat.completion.chunk", "created": 1778031210}
+    head.update({"model": model, "service_tier": "default", "system_fingerprint": "fp_d0a1738203"})
+
+    def openai_chunk(delta: dict[str, Any], reason: str | None = None) -> Data:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}
+        return Data({**head, "choices": [choice], "usage": None})
+
+    steps: list[Step] = []
+    count = 0
+    for index, (call_id, name, pieces) in enumerate(calls):
+        fragment = {"index": index, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+        if index == 0:
+            steps.append(
+                openai_chunk({"role": "assistant", "content": None, "tool_calls": [fragment], "refusal": None})
+            )
+        else:
+            steps.append(openai_chunk({"tool_calls": [fragment]}))
+        for piece in pieces:
+            count += 1
+            steps.append(openai_chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}))
+    steps.append(openai_chunk({}, finish_reason))
+    usage = {"prompt_tokens": 67, "completion_tokens": count, "total_tokens": 67 + count}
+    steps.append(Data({**head, "choices": [], "usage": usage}))
     steps.append(DONE)
     return steps
 
