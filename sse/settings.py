@@ -276,7 +276,8 @@ class Settings:
     redis_url: str = setting(
         "",
         "REDIS_URL",
-        "Redis shared by every instance, e.g. redis://127.0.0.1:6379/0: the rate and stream limits, and "
+        "Redis shared by every instance, e.g. redis://127.0.0.1:6379/0, a cluster redis+cluster://host:7000 or "
+        "a Sentinel-watched primary redis+sentinel://host:26379/mymaster: the rate and stream limits, and "
         "resumable streams (empty: each process keeps its own in memory)",
         secret=True,
     )

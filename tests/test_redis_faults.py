@@ -7,7 +7,6 @@ service each time, the fake Ollama as the model.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -20,6 +19,7 @@ from sse.protect import LIMITER
 from sse.resume.redis import frames_key, hash_key
 from tests.fakes.ollama import FakeOllama, Hang, Script, token_lines
 from tests.helpers import Service, StreamRecords, iter_frames, text_of
+from tests.realparts import missing
 from tests.redis_server import RedisCluster, RedisSentinel, RedisServer, find_redis_cli, find_redis_server
 from tests.test_resumable import (
     DISCONNECT_WAIT,
@@ -39,9 +39,7 @@ ASK = {"messages": [{"role": "user", "content": "Tell me a story"}]}
 def executable() -> str:
     found = find_redis_server()
     if found is None or find_redis_cli() is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server or redis-cli is missing; `make system-deps` installs them")
-        pytest.skip("redis-server is not installed here (apt-get install redis-server)")
+        missing("redis-server or redis-cli", "`make system-deps` installs them (Debian's redis-server)")
     return found
 
 
