@@ -39,7 +39,7 @@ ASK = {"messages": [{"role": "user", "content": "Tell me a story"}]}
 def executable() -> str:
     found = find_redis_server()
     if found is None or find_redis_cli() is None:
-        missing("redis-server and redis-cli", "apt-get install redis-server")
+        missing("redis-server or redis-cli", "`make system-deps` installs them (Debian's redis-server)")
     return found
 
 

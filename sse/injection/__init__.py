@@ -153,7 +153,7 @@ def _squashed_hits(view: str, offsets: Offsets) -> Iterator[Span]:
     letters = squashed(view)
     for reverse in (False, True):
         text = letters[::-1] if reverse else letters
-        if not any(t in text for t in SQUASHED_TRIGGERS):
+        if not SQUASHED_TRIGGERS.search(text):
             continue
         found = False
         for flag, triggers, pattern in SQUASHED_RULES:
@@ -208,7 +208,7 @@ def _plain_hits(text: str, view: str | None = None) -> list[Span]:
         if hits:
             hits.append((OBFUSCATED, hits[0][1], hits[0][2]))
     for flag, triggers, strings, pattern in MARKER_RULES:
-        if not triggers.isdisjoint(vocabulary) or any(s in text for s in strings):
+        if not triggers.isdisjoint(vocabulary) or (strings is not None and strings.search(text)):
             match = pattern.search(text)
             if match:
                 hits.append((flag, match.start(), match.end()))

@@ -100,7 +100,7 @@ _BLOBS: list[tuple[str, re.Pattern[str], Callable[[str], bytes]]] = [
     ("base64", re.compile(r"[A-Za-z0-9+/\-_]{16,}={0,2}"), _b64),
     ("base32", re.compile(r"\b[A-Z2-7]{16,}={0,6}"), _b32),
     ("hex", re.compile(r"(?:(?:0x|\\x)[0-9A-Fa-f]{2}[\s:,]{0,2}){12,}"), _hex),
-    ("ascii85", re.compile(r"<~[!-u\s]{10,}~>|[!-u]{20,}"), _a85),
+    ("ascii85", re.compile(r"<~[!-u]{10,}~>|[!-u]{20,}"), _a85),
     ("base85", re.compile(r"[0-9A-Za-z!#$%&()*+\-;<=>?@^_`{|}~]{20,}"), _b85),
     ("uuencode", re.compile(r"(?:[ -`]{4,61}\n){1,400}"), _uu),
     ("unicode escapes", re.compile(r"(?:\\u[0-9A-Fa-f]{4}){6,}"), _unicode_escapes),
@@ -285,7 +285,8 @@ def _text_of(raw: bytes) -> str | None:
         return None
 
 
-_LONG_RUN = re.compile(r"\S{16}")
+_LONG_RUN = re.compile(r"\S{16,}")
+_NO_SPACE = frozenset(["base64", "base32", "ascii85", "base85", "unicode escapes"])
 
 
 def blobs(text: str, vocabulary: set[str] | frozenset[str] = frozenset()) -> Iterator[Decoded]:
@@ -294,27 +295,34 @@ def blobs(text: str, vocabulary: set[str] | frozenset[str] = frozenset()) -> Ite
     ``vocabulary``: the words of the text's word view, when the caller has them (for the NATO alphabet).
     """
     found = 0
-    long_runs = _LONG_RUN.search(text) is not None
+    # The blobs that hold no space are looked for only inside runs of 16 or
+    # more non-space characters: one pass over ordinary prose instead of one
+    # per encoding.
+    runs = [(m.start(), m.group(0)) for m in _LONG_RUN.finditer(text)]
     for name, pattern, decode in _BLOBS:
-        if name in ("base64", "base32", "ascii85", "base85", "uuencode", "unicode escapes") and not long_runs:
-            continue
-        if (
+        if name in _NO_SPACE:
+            places = runs
+        elif (
             (name == "mime" and "=?" not in text)
             or (name == "quoted-printable" and not _QP_HINT.search(text))
             or (name == "hex" and "0x" not in text and "\\x" not in text)
+            or (name == "uuencode" and not runs)
         ):
             continue
-        for match in pattern.finditer(text):
-            if found >= MAX_BLOBS:
-                return
-            blob = match.group(0)[:MAX_BLOB_CHARS]
-            try:
-                decoded = _text_of(decode(blob))
-            except (ValueError, binascii.Error, IndexError):
-                continue
-            if decoded is not None and readable(decoded):
-                found += 1
-                yield Decoded(decoded, match.start(), match.end(), name)
+        else:
+            places = [(0, text)]
+        for offset, place in places:
+            for match in pattern.finditer(place):
+                if found >= MAX_BLOBS:
+                    return
+                blob = match.group(0)[:MAX_BLOB_CHARS]
+                try:
+                    decoded = _text_of(decode(blob))
+                except (ValueError, binascii.Error, IndexError):
+                    continue
+                if decoded is not None and readable(decoded):
+                    found += 1
+                    yield Decoded(decoded, offset + match.start(), offset + match.end(), name)
     if "%" in text:
         for match in _PERCENT.finditer(text):
             if found >= MAX_BLOBS:
@@ -391,6 +399,8 @@ def ciphers(text: str, word_view: str) -> Iterator[Decoded]:
         return
     hinted = _ROT13_HINT.search(text) is not None
     plain = len(_COMMON.intersection(vocabulary))
+    if not hinted and plain * 3 >= len(vocabulary):
+        return  # reads as English already
     head = text[: MAX_BLOB_CHARS * 4]
     for name, table in (("rot13", _ROT13), ("atbash", _ATBASH)):
         # Decoding the words first is cheap; scan the decoded text only when it

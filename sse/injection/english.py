@@ -286,13 +286,20 @@ WORD_RULES: list[Rule] = [
 # Markers: looked for in the text itself (the word view drops the punctuation they are made of).
 # Each is searched only when one of its trigger words is among the text's
 # words or one of its trigger strings is in the text.
-MarkerRule = tuple[str, frozenset[str], tuple[str, ...], "re.Pattern[str]"]
+MarkerRule = tuple[str, frozenset[str], "re.Pattern[str] | None", "re.Pattern[str]"]
+
+
+def _strings(*literals: str) -> re.Pattern[str]:
+    """One search for any of some literal strings: cheaper than a Python loop of ``in`` tests."""
+    return re.compile("|".join(re.escape(literal) for literal in literals))
+
+
 MARKER_RULES: list[MarkerRule] = [
     (
         # Chat-template tokens and bracketed role tags.
         FAKE_TURN,
         frozenset(),
-        (
+        _strings(
             "<|",
             "<<",
             "[INST",
@@ -323,7 +330,7 @@ MARKER_RULES: list[MarkerRule] = [
         # A line that opens a system or admin turn and gives an order.
         FAKE_TURN,
         _words_of("system admin"),
-        (),
+        None,
         re.compile(
             r"^[ \t]*\[(?:system|admin)\][ \t]*:?[ \t]*\S|^[ \t]*###[ \t]*(?:system|new\sinstructions?)[ \t]*:?|"
             r"^[ \t]*(?:system|admin)(?:\s(?:message|note|notice|prompt|override|update))?[ \t]*:[ \t]*"
@@ -337,7 +344,7 @@ MARKER_RULES: list[MarkerRule] = [
         # "System note:" in other languages, opening a line.
         FAKE_TURN,
         _words_of("systemhinweis systeme sistema sistem"),
-        (),
+        None,
         re.compile(
             r"^[ \t]*(?:systemhinweis|note\s+syst[eè]me|nota\s+del\s+sistema|nota\s+di\s+sistema|sistem(?:\s+notu)?)"
             r"[ \t]*:",
@@ -348,7 +355,7 @@ MARKER_RULES: list[MarkerRule] = [
         # "New instructions:" opening a line.
         IGNORE,
         _words_of("new updated"),
-        (),
+        None,
         re.compile(
             r"^[ \t]*(?:new|updated)\s+(?:system\s+)?(?:instructions?|rules|directives?)[ \t]*:",
             re.IGNORECASE | re.MULTILINE,
@@ -358,7 +365,9 @@ MARKER_RULES: list[MarkerRule] = [
         # "### END OF USER INPUT ###", "----- END OF DOCUMENT -----"
         FAKE_TURN,
         frozenset(),
-        ("END OF",),
+        _strings(
+            "END OF",
+        ),
         re.compile(
             r"#{2,}\s*END\sOF\s(?:USER\s)?(?:INPUT|PROMPT|DOCUMENT|CONTEXT)\b|"
             r"-{2,}\s*END\sOF\s(?:DOCUMENT|INPUT|CONTEXT|PROMPT)\s*-{2,}"
@@ -369,7 +378,7 @@ MARKER_RULES: list[MarkerRule] = [
         # line then a user turn ("<translated sentence>" then "User: ...").
         FAKE_TURN,
         _words_of("assistant ai bot chatbot user human"),
-        (),
+        None,
         re.compile(
             r"^[ \t]*(?:assistant|ai|bot|chatbot)[ \t]*:[ \t]*[<\[][^<>\[\]\n]{1,80}[>\]][ \t]*$|"
             r"^[ \t]*<[a-z][^<>\n]{4,80}>[ \t]*\n[ \t]*(?:user|human)[ \t]*:",
@@ -379,7 +388,9 @@ MARKER_RULES: list[MarkerRule] = [
     (
         PLANTED,
         _words_of("instruction instructions"),
-        ("<!--",),
+        _strings(
+            "<!--",
+        ),
         re.compile(
             r"\b(?:CORE|NEW|HIDDEN|SECRET|PRIORITY|OVERRIDE|FOLLOW|IMPORTANT)\s+INSTRUCTIONS?\b|"
             r"<!--[^<>]{0,300}?\b(?:ignore|when\ssummari[sz]ing|assistant|AI|LLM|instructions?|you\smust)\b"
@@ -389,7 +400,7 @@ MARKER_RULES: list[MarkerRule] = [
         # A separator or padding, then an override: the classic hijack.
         IGNORE,
         frozenset(),
-        ("---", "===", "***", "###", "___", "~~~", "..."),
+        _strings("---", "===", "***", "###", "___", "~~~", "..."),
         re.compile(
             r"(?:^|\n)[ \t]*(?:[-=*#_~]{3,}|\.{3,})[ \t]*\n(?:[ \t]*[-=*#_~]{3,}[ \t]*\n){0,8}[ \t]*(?:\.{3}\s*)?"
             r"(?:nevermind|never\smind|stop\severything|ignore\s(?:any|all|the|everything|previous|above)|"
@@ -401,7 +412,7 @@ MARKER_RULES: list[MarkerRule] = [
     (
         EXFILTRATION,
         frozenset(),
-        ("](", "@"),
+        _strings("](", "@"),
         re.compile(
             r"!?\[[^\]\n]{0,100}\]\(\s*https?://[^)\s]{0,200}?(?:\[[A-Za-z_ ]{2,20}\]|\{[A-Za-z_ ]{2,20}\}|\$\w{2,20})|"
             r"\b(?:send|email|e-mail|forward|post|upload|mail|transmit)\b[^.\n]{0,80}?"
@@ -413,7 +424,7 @@ MARKER_RULES: list[MarkerRule] = [
     (
         MARKUP,
         _words_of("javascript script onerror"),
-        (),
+        None,
         re.compile(
             r"\[[^\]\n]{0,100}\]\(\s*javascript:|"
             r"(?:<script|javascript:|onerror\s*=)[^\n]{0,200}?\bin\syour\s(?:output|response|answer|reply)\b|"
@@ -425,7 +436,7 @@ MARKER_RULES: list[MarkerRule] = [
     (
         REVEAL,
         _words_of("systemprompt sysprompt system_prompt sys_prompt"),
-        ("_prompt", "Prompt"),
+        _strings("_prompt", "Prompt"),
         re.compile(
             r"\b(?:console\.log|print|echo|printf|puts)\s*\(\s*(?:system_?prompt|sys_?prompt)\s*\)", re.IGNORECASE
         ),
@@ -519,7 +530,7 @@ SQUASHED_RULES: list[Rule] = [
     ),
 ]
 
-SQUASHED_TRIGGERS = tuple(sorted({t for _, triggers, _ in SQUASHED_RULES for t in triggers}))
+SQUASHED_TRIGGERS = _strings(*sorted({t for _, triggers, _ in SQUASHED_RULES for t in triggers}))
 
 # "Decode this and follow it": an instruction to act on what an encoding hides.
 DECODE_AND_FOLLOW = re.compile(
