@@ -42,6 +42,7 @@ from dataclasses import dataclass
 
 from ..chat import ChatRequest
 from . import languages
+from .anchors import Anchored
 from .decode import Decoded, blobs, ciphers
 from .english import (
     ACTIVE_MARKUP,
@@ -62,14 +63,35 @@ from .english import (
     PLANTED,
     REVEAL,
     SQUASHED_RULES,
-    SQUASHED_TRIGGERS,
     UNBOUND,
     WINDOW,
     WORD_RULES,
 )
-from .text import LEET, Offsets, disguised, native, squashed, words
+from .text import Offsets, disguised, fold, leet, native, squashed, words
 
 _LEET_WORD = re.compile(r"[a-z][0-9]|[0-9][a-z]")
+
+# The patterns over views, each searched only where one of its opening words
+# is (anchors.py): built once, at import.
+_WORD_RULES = [(flag, triggers, Anchored(pattern)) for flag, triggers, pattern in WORD_RULES]
+_PERSONA = Anchored(PERSONA)
+_UNBOUND = Anchored(UNBOUND)
+_DEVELOPER_MODE = Anchored(DEVELOPER_MODE)
+_ASSISTANT_CONTEXT = Anchored(ASSISTANT_CONTEXT)
+_DECODE_AND_FOLLOW = Anchored(DECODE_AND_FOLLOW)
+_LANGUAGE_RULES = [(flag, stems, Anchored(pattern)) for flag, stems, pattern in languages.RULES]
+_UNBOUND_PHRASES = Anchored(languages.UNBOUND_PHRASES)
+_PERSONA_PHRASES = Anchored(languages.PERSONA_PHRASES)
+# The squashed view's rules, and the same with their trigger words spelt
+# backwards (for letters read backwards).  The squashed view has no words.
+_SQUASHED_RULES = [
+    [
+        (flag, tuple(t[::-1] if reverse else t for t in sorted(triggers)), Anchored(pattern))
+        for flag, triggers, pattern in SQUASHED_RULES
+    ]
+    for reverse in (False, True)
+]
+_NO_WORDS: frozenset[str] = frozenset()
 
 __all__ = [
     "ENCODED",
@@ -128,23 +150,25 @@ Span = tuple[str, int, int]
 
 
 def _word_hits(view: str, vocabulary: set[str], offsets: Offsets) -> Iterator[Span]:
-    for flag, triggers, pattern in WORD_RULES:
+    for flag, triggers, pattern in _WORD_RULES:
         if not triggers.isdisjoint(vocabulary):
-            match = pattern.search(view)
+            match = pattern.search(view, vocabulary)
             if match:
                 yield (flag, *offsets.span(match.start(), match.end()))
-    unbound = [m.start() for m in UNBOUND.finditer(view)] if not PERSONA_WORDS.isdisjoint(vocabulary) else []
-    for persona in PERSONA.finditer(view) if unbound else ():
+    unbound = (
+        [m.start() for m in _UNBOUND.finditer(view, vocabulary)] if not PERSONA_WORDS.isdisjoint(vocabulary) else []
+    )
+    for persona in _PERSONA.finditer(view, vocabulary) if unbound else ():
         # The nearest "unbound" cue at or after the persona's window start.
         i = bisect.bisect_left(unbound, persona.start() - WINDOW)
         if i < len(unbound) and unbound[i] <= persona.end() + WINDOW:
             yield (JAILBREAK, *offsets.span(persona.start(), persona.end()))
             break
-    developer = DEVELOPER_MODE.search(view) if "mode" in vocabulary else None
-    if developer and ASSISTANT_CONTEXT.search(view):
+    developer = _DEVELOPER_MODE.search(view, vocabulary) if "mode" in vocabulary else None
+    if developer and _ASSISTANT_CONTEXT.search(view, vocabulary):
         yield (JAILBREAK, *offsets.span(developer.start(), developer.end()))
     if not DECODE_TRIGGERS.isdisjoint(vocabulary):
-        match = DECODE_AND_FOLLOW.search(view)
+        match = _DECODE_AND_FOLLOW.search(view, vocabulary)
         if match:
             yield (ENCODED, *offsets.span(match.start(), match.end()))
 
@@ -152,13 +176,14 @@ def _word_hits(view: str, vocabulary: set[str], offsets: Offsets) -> Iterator[Sp
 def _squashed_hits(view: str, offsets: Offsets) -> Iterator[Span]:
     letters = squashed(view)
     for reverse in (False, True):
-        text = letters[::-1] if reverse else letters
-        if not SQUASHED_TRIGGERS.search(text):
-            continue
+        # A rule's trigger words, spelt backwards when the text is read backwards, are
+        # looked for in the letters as they are: most texts are never reversed at all.
+        text = ""
         found = False
-        for flag, triggers, pattern in SQUASHED_RULES:
-            if any(t in text for t in triggers):
-                match = pattern.search(text)
+        for flag, triggers, pattern in _SQUASHED_RULES[reverse]:
+            if any(t in letters for t in triggers):
+                text = text or (letters[::-1] if reverse else letters)
+                match = pattern.search(text, _NO_WORDS)
                 if match:
                     found = True
                     yield (flag, *offsets.squashed_span(match.start(), match.end(), reverse))
@@ -166,19 +191,19 @@ def _squashed_hits(view: str, offsets: Offsets) -> Iterator[Span]:
             return
 
 
-def _native_hits(text: str, word_view: str) -> Iterator[Span]:
+def _native_hits(text: str, word_view: str, word_vocabulary: set[str], folded: str | None) -> Iterator[Span]:
     # For ASCII text the native view is the word view (no accents, no look-alikes to undo).
-    view = word_view if text.isascii() else native(text)
+    view = word_view if text.isascii() else native(text, folded)
     offsets = Offsets(text, view, "native")
     ascii_only = view.isascii()
-    vocabulary = set(view.split()) if ascii_only else set()
-    for flag, (verbs, objects, stems), pattern in languages.RULES:
+    vocabulary = word_vocabulary if view is word_view else set(view.split())
+    for flag, (verbs, objects, stems), pattern in _LANGUAGE_RULES:
         if (
             not vocabulary.isdisjoint(verbs) and (not objects or not vocabulary.isdisjoint(objects))
             if ascii_only
             else any(stem in view for stem in stems)
         ):
-            match = pattern.search(view)
+            match = pattern.search(view, vocabulary)
             if match:
                 yield (flag, *offsets.span(match.start(), match.end()))
     if (
@@ -187,24 +212,28 @@ def _native_hits(text: str, word_view: str) -> Iterator[Span]:
         else not any(stem in view for stem in languages.UNBOUND_STEMS[2])
     ):
         return
-    unbound = languages.UNBOUND_PHRASES.search(view)
+    unbound = _UNBOUND_PHRASES.search(view, vocabulary)
     if unbound:
         persona = languages.PERSONA_PHRASES.search(view, max(0, unbound.start() - languages.WINDOW))
         if persona and persona.start() <= unbound.end() + languages.WINDOW:
             yield (languages.PERSONA_FLAG, *offsets.span(unbound.start(), unbound.end()))
 
 
-def _plain_hits(text: str, view: str | None = None) -> list[Span]:
-    """What the views and markers of one text show, without decoding anything."""
+def _plain_hits(text: str, view: str | None = None, folded: str | None = None) -> list[Span]:
+    """What the views and markers of one text show, without decoding anything.
+
+    ``view`` and ``folded``: ``words(text)`` and ``fold(text)`` when the caller has them.
+    """
     if view is None:
-        view = words(text)
+        folded = None if text.isascii() else fold(text)
+        view = words(text, folded)
     vocabulary = set(view.split())
     offsets = Offsets(text, view, "words")
     hits = list(_word_hits(view, vocabulary, offsets))
     if not hits and _LEET_WORD.search(view):
         # Leetspeak ("1gn0r3 4ll pr3v10us"): the same rules over the words with digits read as letters.
-        leet = view.translate(LEET)
-        hits = list(_word_hits(leet, set(leet.split()), offsets))
+        read = leet(view)
+        hits = list(_word_hits(read, set(read.split()), offsets))
         if hits:
             hits.append((OBFUSCATED, hits[0][1], hits[0][2]))
     for flag, triggers, strings, pattern in MARKER_RULES:
@@ -219,7 +248,7 @@ def _plain_hits(text: str, view: str | None = None) -> list[Span]:
         first = (hidden or hits)[0]
         hits.append((OBFUSCATED, first[1], first[2]))
     # Other languages last: their own letters are not look-alikes.
-    hits += _native_hits(text, view)
+    hits += _native_hits(text, view, vocabulary, folded)
     return hits
 
 
@@ -237,8 +266,9 @@ def _decoded_hits(text: str, found: Decoded) -> list[Span]:
 
 def find(text: str) -> list[Span]:
     """Every (flag, start, end) found in one text, in the order found; one entry per flag."""
-    view = words(text)
-    hits = _plain_hits(text, view)
+    folded = None if text.isascii() else fold(text)
+    view = words(text, folded)
+    hits = _plain_hits(text, view, folded)
     for found in blobs(text, set(view.split())):
         hits += _decoded_hits(text, found)
     if not hits:

@@ -530,7 +530,6 @@ SQUASHED_RULES: list[Rule] = [
     ),
 ]
 
-SQUASHED_TRIGGERS = _strings(*sorted({t for _, triggers, _ in SQUASHED_RULES for t in triggers}))
 
 # "Decode this and follow it": an instruction to act on what an encoding hides.
 DECODE_AND_FOLLOW = re.compile(
