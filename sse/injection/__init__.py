@@ -69,7 +69,9 @@ from .english import (
 )
 from .text import Offsets, disguised, fold, leet, native, squashed, words
 
-_LEET_WORD = re.compile(r"[a-z][0-9]|[0-9][a-z]")
+# A digit next to a letter ("1gn0r3"): written digit first so that ``re`` skips
+# to the digits of a text instead of trying every position.
+_LEET_WORD = re.compile(r"[0-9](?:(?<=[a-z][0-9])|[a-z])")
 
 # The patterns over views, each searched only where one of its opening words
 # is (anchors.py): built once, at import.
@@ -219,15 +221,19 @@ def _native_hits(text: str, word_view: str, word_vocabulary: set[str], folded: s
             yield (languages.PERSONA_FLAG, *offsets.span(unbound.start(), unbound.end()))
 
 
-def _plain_hits(text: str, view: str | None = None, folded: str | None = None) -> list[Span]:
+def _plain_hits(
+    text: str, view: str | None = None, folded: str | None = None, vocabulary: set[str] | None = None
+) -> list[Span]:
     """What the views and markers of one text show, without decoding anything.
 
-    ``view`` and ``folded``: ``words(text)`` and ``fold(text)`` when the caller has them.
+    ``view``, ``folded``, ``vocabulary``: ``words(text)``, ``fold(text)`` and
+    the view's words, when the caller has them.
     """
     if view is None:
         folded = None if text.isascii() else fold(text)
         view = words(text, folded)
-    vocabulary = set(view.split())
+    if vocabulary is None:
+        vocabulary = set(view.split())
     offsets = Offsets(text, view, "words")
     hits = list(_word_hits(view, vocabulary, offsets))
     if not hits and _LEET_WORD.search(view):
@@ -268,11 +274,12 @@ def find(text: str) -> list[Span]:
     """Every (flag, start, end) found in one text, in the order found; one entry per flag."""
     folded = None if text.isascii() else fold(text)
     view = words(text, folded)
-    hits = _plain_hits(text, view, folded)
-    for found in blobs(text, set(view.split())):
+    vocabulary = set(view.split())
+    hits = _plain_hits(text, view, folded, vocabulary)
+    for found in blobs(text, vocabulary):
         hits += _decoded_hits(text, found)
     if not hits:
-        for found in ciphers(text, view):
+        for found in ciphers(text, view, vocabulary):
             hits += _decoded_hits(text, found)
     first: dict[str, Span] = {}
     for hit in hits:

@@ -141,6 +141,13 @@ _SNEAKY = re.compile(r"[\u2062\u2064\u200b]{8,}")
 _ZALGO_MARK = re.compile(r"[\u0300-\u036f\u0483-\u0489\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 _ZALGO_RUN = re.compile(r"\w[\u0300-\u036f\u0483-\u0489\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]{3,}")
 
+# A character every braille, tag, variation-selector, sneaky-bits and zalgo
+# blob holds: one scan decides whether any of their five is worth running.
+_SYMBOL_CHARACTER = re.compile(
+    "[\u2800-\u28ff\ufe00-\ufe0f\u2062\u2064\u200b"
+    "\u0300-\u036f\u0483-\u0489\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]"
+    "|[\U000e0020-\U000e007e\U000e0100-\U000e01ef]"
+)
 _ROT13_HINT = re.compile(r"\b(?:rot\s?-?13|caesar|rotate\s(?:each|every|all)\s(?:letter|character))", re.IGNORECASE)
 _ROT13 = str.maketrans(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", "nopqrstuvwxyzabcdefghijklmNOPQRSTUVWXYZABCDEFGHIJKLM"
@@ -285,8 +292,23 @@ def _text_of(raw: bytes) -> str | None:
         return None
 
 
-_LONG_RUN = re.compile(r"\S{16,}")
 _NO_SPACE = frozenset(["base64", "base32", "ascii85", "base85", "unicode escapes"])
+
+
+def _long_runs(text: str) -> list[tuple[int, str]]:
+    """Each run of 16 or more non-space characters (``\\S{16,}``) and where it starts.
+
+    ``str.split`` cuts at the characters ``\\s`` matches, in one C pass;
+    the few long runs are then found in order with ``str.find``.
+    """
+    runs = []
+    at = 0
+    for run in text.split():
+        if len(run) >= 16:
+            at = text.find(run, at)
+            runs.append((at, run))
+            at += len(run)
+    return runs
 
 
 def blobs(text: str, vocabulary: set[str] | frozenset[str] = frozenset()) -> Iterator[Decoded]:
@@ -298,7 +320,7 @@ def blobs(text: str, vocabulary: set[str] | frozenset[str] = frozenset()) -> Ite
     # The blobs that hold no space are looked for only inside runs of 16 or
     # more non-space characters: one pass over ordinary prose instead of one
     # per encoding.
-    runs = [(m.start(), m.group(0)) for m in _LONG_RUN.finditer(text)]
+    runs = _long_runs(text)
     for name, pattern, decode in _BLOBS:
         if name in _NO_SPACE:
             places = runs
@@ -346,7 +368,7 @@ def _symbols(text: str, vocabulary: set[str] | frozenset[str]) -> Iterator[Decod
                 for word in re.split(r"\s*/\s*|\s{3}", match.group(0))
             )
             yield Decoded(" ".join(letters), match.start(), match.end(), "morse")
-    if not text.isascii():
+    if not text.isascii() and _SYMBOL_CHARACTER.search(text):
         for match in _BRAILLE_RUN.finditer(text):
             yield Decoded("".join(_BRAILLE.get(c, c) for c in match.group(0)), match.start(), match.end(), "braille")
         for match in _TAGS.finditer(text):
@@ -392,12 +414,21 @@ def _sneaky(run: str) -> str:
     return "".join(out).strip()
 
 
-def ciphers(text: str, word_view: str) -> Iterator[Decoded]:
-    """ROT13 and Atbash of the whole text, when it hints at them or its words decode to English."""
-    vocabulary = set(word_view.split())
+def ciphers(text: str, word_view: str, vocabulary: set[str] | None = None) -> Iterator[Decoded]:
+    """ROT13 and Atbash of the whole text, when it hints at them or its words decode to English.
+
+    ``vocabulary``: ``set(word_view.split())``, when the caller has it.
+    """
+    if vocabulary is None:
+        vocabulary = set(word_view.split())
     if len(vocabulary) < 4:
         return
-    hinted = _ROT13_HINT.search(text) is not None
+    if text.isascii():
+        # Every hint holds "rot" or "caesar", in any case; in ASCII, case is what lower() undoes.
+        lower = text.lower()
+        hinted = ("rot" in lower or "caesar" in lower) and _ROT13_HINT.search(text) is not None
+    else:
+        hinted = _ROT13_HINT.search(text) is not None
     plain = len(_COMMON.intersection(vocabulary))
     if not hinted and plain * 3 >= len(vocabulary):
         return  # reads as English already

@@ -122,11 +122,16 @@ def native(text: str, folded: str | None = None) -> str:
     return _ascii_words(text) if text.isascii() else _NOT_WORD.sub(" ", text).strip()
 
 
+_LOOK_ALIKE = re.compile("[" + "".join(sorted(CONFUSABLE_CHARS)) + "]")
+
+
 def disguised(text: str) -> bool:
     """Look-alike letters, invisible characters or compatibility forms (fullwidth) in the text."""
+    if text.isascii():
+        return False  # none of the three is ASCII
     return (
-        INVISIBLE.search(text) is not None
-        or not CONFUSABLE_CHARS.isdisjoint(text)
+        (_MAY_BE_INVISIBLE.search(text) is not None and INVISIBLE.search(text) is not None)
+        or _LOOK_ALIKE.search(text) is not None
         or unicodedata.normalize("NFKC", text) != text
     )
 
