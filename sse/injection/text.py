@@ -70,6 +70,32 @@ def _ascii_words(text: str) -> str:
     return " ".join(text.encode("ascii").translate(_ASCII_WORD, b"'").decode("ascii").split())
 
 
+_UTF8_WORD = bytes(c if chr(c).isalnum() or c >= 128 else ord(" ") for c in range(256))
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
+_FEW_RUNS = 32
+
+
+def _separate(text: str) -> str:
+    """``_NOT_WORD.sub(" ", text).strip()``, for a text that is mostly ASCII.
+
+    Most long texts that are not ASCII are English with a few curly quotes or
+    dashes.  The few characters outside ASCII are sorted by hand (letters and
+    digits stay, anything else becomes a space), the rest in one C pass of
+    ``bytes.translate`` over the UTF-8 (whose bytes above 127 it leaves
+    alone); a text with many such runs goes through ``re`` as before.
+    """
+    pieces = []
+    at = 0
+    for count, run in enumerate(_NON_ASCII_RUN.finditer(text)):
+        if count == _FEW_RUNS:
+            return _NOT_WORD.sub(" ", text).strip()
+        pieces.append(text[at : run.start()])
+        pieces.append("".join(c if c.isalnum() else " " for c in run.group()))
+        at = run.end()
+    pieces.append(text[at:])
+    return " ".join("".join(pieces).encode("utf-8").translate(_UTF8_WORD).decode("utf-8").split())
+
+
 def fold(text: str) -> str:
     """NFKC, case folded, invisible characters removed: what the word view and the native view start from."""
     text = unicodedata.normalize("NFKC", text).casefold()
@@ -88,7 +114,7 @@ def words(text: str, folded: str | None = None) -> str:
     if _MAY_BE_CONFUSABLE.search(text):
         text = text.translate(_CONFUSABLES)
     text = text.replace("'", "").replace("’", "")
-    return _ascii_words(text) if text.isascii() else _NOT_WORD.sub(" ", text).strip()
+    return _ascii_words(text) if text.isascii() else _separate(text)
 
 
 def leet(word_view: str) -> str:
@@ -119,7 +145,7 @@ def native(text: str, folded: str | None = None) -> str:
     """
     text = strip_accents(fold(text) if folded is None else folded)
     text = text.replace("ı", "i").replace("'", "").replace("’", "")
-    return _ascii_words(text) if text.isascii() else _NOT_WORD.sub(" ", text).strip()
+    return _ascii_words(text) if text.isascii() else _separate(text)
 
 
 _LOOK_ALIKE = re.compile("[" + "".join(sorted(CONFUSABLE_CHARS)) + "]")
