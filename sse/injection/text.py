@@ -72,28 +72,24 @@ def _ascii_words(text: str) -> str:
 
 _UTF8_WORD = bytes(c if chr(c).isalnum() or c >= 128 else ord(" ") for c in range(256))
 _NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
-_FEW_RUNS = 32
+_FEW_SEPARATORS = 32
 
 
 def _separate(text: str) -> str:
-    """``_NOT_WORD.sub(" ", text).strip()``, for a text that is mostly ASCII.
+    """``_NOT_WORD.sub(" ", text).strip()``, without scanning every character in ``re``.
 
     Most long texts that are not ASCII are English with a few curly quotes or
-    dashes.  The few characters outside ASCII are sorted by hand (letters and
-    digits stay, anything else becomes a space), the rest in one C pass of
-    ``bytes.translate`` over the UTF-8 (whose bytes above 127 it leaves
-    alone); a text with many such runs goes through ``re`` as before.
+    dashes, and a text in another script has few kinds of punctuation: each
+    kind of non-ASCII character that is not a letter or a digit is replaced
+    by a space (``str.replace``, a C loop), then the ASCII ones in one pass of
+    ``bytes.translate`` over the UTF-8 (whose bytes above 127 it leaves alone).
     """
-    pieces = []
-    at = 0
-    for count, run in enumerate(_NON_ASCII_RUN.finditer(text)):
-        if count == _FEW_RUNS:
-            return _NOT_WORD.sub(" ", text).strip()
-        pieces.append(text[at : run.start()])
-        pieces.append("".join(c if c.isalnum() else " " for c in run.group()))
-        at = run.end()
-    pieces.append(text[at:])
-    return " ".join("".join(pieces).encode("utf-8").translate(_UTF8_WORD).decode("utf-8").split())
+    separators = [c for c in set("".join(_NON_ASCII_RUN.findall(text))) if not c.isalnum()]
+    if len(separators) > _FEW_SEPARATORS:
+        return _NOT_WORD.sub(" ", text).strip()
+    for separator in separators:
+        text = text.replace(separator, " ")
+    return " ".join(text.encode("utf-8").translate(_UTF8_WORD).decode("utf-8").split())
 
 
 def fold(text: str) -> str:
@@ -163,6 +159,7 @@ def disguised(text: str) -> bool:
 
 
 _TOKEN = re.compile(r"[^\W_](?:['’]{0,8}[^\W_])*")
+_ASCII_TOKEN = re.compile(r"[A-Za-z0-9]+")
 WALK_LIMIT = 20_000  # characters: beyond this a text whose tokens disagree with its view gets the whole-text span
 
 
@@ -183,7 +180,9 @@ class Offsets:
 
     @cached_property
     def _tokens(self) -> list[tuple[int, int]] | None:
-        tokens = [m.span() for m in _TOKEN.finditer(self.text)]
+        # In ASCII with no apostrophe a token is a run of letters and digits: a class ``re`` tests with one lookup.
+        ascii_only = self.text.isascii() and "'" not in self.text
+        tokens = [m.span() for m in (_ASCII_TOKEN if ascii_only else _TOKEN).finditer(self.text)]
         return tokens if len(tokens) == self.view.count(" ") + 1 else None
 
     def _token_position(self, position: int, tokens: list[tuple[int, int]]) -> int:
