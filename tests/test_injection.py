@@ -341,6 +341,12 @@ WORST_CASES = {
         ("\u2801\u2803\u2801\u2803\u2801\u2803 x " + "\U000e0041" * 4 + " .- -... .- -... .- -... y ") * (n // 40)
     ),
     "many_base64_words": lambda n: "aGVsbG8gd29ybGQgaGVsbG8= " * (n // 25),
+    # The opening words of many rules, never finishing one: every anchor found, every try failing.
+    "anchor_words": lambda n: ("you are not a show of what to do now and if no one will act as the list " * n)[:n],
+    # Trigger words spelt backwards, so the reversed letters are searched too.
+    "reversed_triggers": lambda n: ("erongi tnirp wohs ruoy won edom laever " * n)[:n],
+    # Many kinds of punctuation outside ASCII, past what is replaced one kind at a time.
+    "punctuation_kinds": lambda n: ("".join(f"w{chr(0x2010 + i)}" for i in range(40)) * n)[:n],
 }
 
 
