@@ -8,16 +8,14 @@ set up their streams with these, so each test reads as what it checks.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
 from tests.fakes.ollama import FakeOllama, Gate, Hang, Recorded, Script, token_lines
-from tests.helpers import Frame, Service, iter_frames, read_frames, text_of
+from tests.helpers import Frame, MakeService, Service, iter_frames, read_frames, text_of
 
-MakeService = Callable[..., Awaitable[Service]]
 ASK = {"messages": [{"role": "user", "content": "Tell me a story"}]}
 RESUMABLE_ASK = {**ASK, "resumable": True}
 WORDS = [f" w{i}" for i in range(30)]

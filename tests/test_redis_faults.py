@@ -18,14 +18,13 @@ from redis.asyncio import Redis
 from sse.protect import LIMITER
 from sse.resume.redis import frames_key, hash_key
 from tests.fakes.ollama import FakeOllama
-from tests.helpers import Frame, Service, StreamRecords, iter_frames, text_of
+from tests.helpers import Frame, MakeService, Service, StreamRecords, iter_frames, text_of
 from tests.realparts import missing
 from tests.redis_server import RedisCluster, RedisSentinel, RedisServer, find_redis_cli, find_redis_server
 from tests.resumable import (
     ASK,
     DISCONNECT_WAIT,
     WORDS,
-    MakeService,
     Started,
     assert_whole,
     cancel_elsewhere,

@@ -10,13 +10,12 @@ import pytest
 
 from sse.web.keys import RESUMABLE
 from tests.fakes.ollama import FakeOllama, Hang, Script, token_lines
-from tests.helpers import Service, StreamRecords, eventually, iter_frames, read_frames, text_of
+from tests.helpers import MakeService, Service, StreamRecords, eventually, iter_frames, read_frames, text_of
 from tests.resumable import (
     ASK,
     DISCONNECT_WAIT,
     RESUMABLE_ASK,
     WORDS,
-    MakeService,
     assert_contiguous,
     drop,
     held_script,

@@ -16,12 +16,11 @@ from sse.settings import Settings
 from sse.web.keys import RESUMABLE
 from tests.fakes.ollama import FakeOllama
 from tests.fakes.tcp import closed_port_url
-from tests.helpers import Service, StreamRecords, iter_frames, read_frames, start_service, text_of
+from tests.helpers import MakeService, Service, StreamRecords, iter_frames, read_frames, start_service, text_of
 from tests.resumable import (
     DISCONNECT_WAIT,
     RESUMABLE_ASK,
     WORDS,
-    MakeService,
     assert_whole,
     cancel_elsewhere,
     drop,
