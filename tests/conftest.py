@@ -10,7 +10,7 @@ from sse.settings import Settings
 from tests.fakes import tcp
 from tests.fakes.ollama import FakeOllama
 from tests.fakes.openai import FakeOpenAI
-from tests.helpers import Service, start_service
+from tests.helpers import MakeService, Service, start_service
 from tests.realparts import missing
 from tests.redis_server import RedisServer, find_redis_server
 
@@ -61,22 +61,32 @@ def openrouter(fake_openrouter: FakeOpenAI) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def make_service(fake_ollama: FakeOllama) -> AsyncIterator[Callable[..., Awaitable[Service]]]:
-    """Start the service against the fake Ollama, with settings overridden by keyword."""
+async def run_service() -> AsyncIterator[Callable[[Settings], Awaitable[Service]]]:
+    """Start the service with these settings on a loopback port; each one is stopped after the test."""
     started: list[Service] = []
+
+    async def run(settings: Settings) -> Service:
+        service = await start_service(settings)
+        started.append(service)
+        return service
+
+    yield run
+    for service in started:
+        await service.stop()
+
+
+@pytest.fixture
+def make_service(fake_ollama: FakeOllama, run_service: Callable[[Settings], Awaitable[Service]]) -> MakeService:
+    """Start the service against the fake Ollama, with settings overridden by keyword."""
 
     async def make(**overrides: Any) -> Service:
         # The rate and stream limits are off unless a test turns them on: the
         # other suites open many streams from one address on purpose.
         values: dict[str, Any] = {"provider": "ollama", "ollama_url": fake_ollama.url, "port": 0, **NO_LIMITS}
         values.update(overrides)
-        service = await start_service(Settings(**values))
-        started.append(service)
-        return service
+        return await run_service(Settings(**values))
 
-    yield make
-    for service in started:
-        await service.stop()
+    return make
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +75,10 @@ class Service:
         await self.runner.cleanup()
 
 
+MakeService = Callable[..., Awaitable[Service]]
+"""The ``make_service`` fixture: start the service with settings overridden by keyword."""
+
+
 async def start_service(settings: Settings, providers: list[Any] | None = None) -> Service:
     """Run the real application on a loopback port, the way the CLI does."""
     app = create_app(settings, providers)
@@ -113,6 +117,10 @@ class StreamRecords:
         self.records: list[Any] = []
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         app[OBSERVERS].append(self._observe)
+
+    def __len__(self) -> int:
+        """How many streams have ended so far."""
+        return len(self.records)
 
     def _observe(self, record: Any) -> None:
         self.records.append(record)

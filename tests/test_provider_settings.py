@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sse.providers import StartupError, select_providers
+from sse.providers import FACTORIES, StartupError, select_providers
+from sse.providers.http import HttpProvider, UpstreamLimits
 from sse.settings import Settings, SettingsError, build_parser
 
 KEY = "sk-or-v1-feedfacefeedfacefeedfacefeedfacefeedfacefeedfacefeedfacefeedface"
@@ -18,6 +19,20 @@ def test_keys_come_from_the_environment_and_never_from_flags() -> None:
     assert settings.openai_api_key == "sk-local"
     with pytest.raises(SystemExit):
         Settings.load(["--openrouter-api-key", KEY], {})
+
+
+def test_every_http_provider_keeps_the_connect_timeout_and_line_limit_the_settings_give() -> None:
+    settings = Settings(
+        connect_timeout=0.5,
+        max_line_bytes=4096,
+        openai_base_url="http://127.0.0.1:9/v1",
+        openrouter_api_key=KEY,
+        openrouter_model="openai/gpt-4o-mini",
+    )
+    for kind in ("ollama", "openai", "openrouter"):
+        provider = FACTORIES[kind](settings)
+        assert isinstance(provider, HttpProvider)
+        assert provider.limits == UpstreamLimits(connect_timeout=0.5, max_line_bytes=4096), kind
 
 
 def test_keys_are_not_in_the_settings_repr() -> None:

@@ -17,23 +17,24 @@ from redis.asyncio import Redis
 
 from sse.protect import LIMITER
 from sse.resume.redis import frames_key, hash_key
-from tests.fakes.ollama import FakeOllama, Hang, Script, token_lines
-from tests.helpers import Service, StreamRecords, iter_frames, text_of
+from tests.fakes.ollama import FakeOllama
+from tests.helpers import Frame, MakeService, Service, StreamRecords, iter_frames, text_of
 from tests.realparts import missing
 from tests.redis_server import RedisCluster, RedisSentinel, RedisServer, find_redis_cli, find_redis_server
-from tests.test_resumable import (
+from tests.resumable import (
+    ASK,
     DISCONNECT_WAIT,
-    RESUMABLE_ASK,
     WORDS,
-    assert_contiguous,
-    drop,
+    Started,
+    assert_whole,
+    cancel_elsewhere,
     held_script,
+    held_stream,
     read_until,
     resume_headers,
+    silent_stream,
+    two_instances,
 )
-
-MakeService = Callable[..., Awaitable[Service]]
-ASK = {"messages": [{"role": "user", "content": "Tell me a story"}]}
 
 
 def executable() -> str:
@@ -65,16 +66,34 @@ async def stored(redis: Any, stream_id: str) -> bool:
 
 
 async def resume_and_finish(
-    client: aiohttp.ClientSession, service: Service, meta: dict[str, Any], after: str, release: asyncio.Event
-) -> list[Any]:
-    """Resume after ``after`` on ``service``, open ``release`` once following, and read to the end."""
-    async with client.get(service.url + meta["resume"]["url"], headers=resume_headers(meta, after)) as again:
+    client: aiohttp.ClientSession, service: Service, started: Started, release: asyncio.Event
+) -> list[Frame]:
+    """Resume where ``started``'s client left, on ``service``; open ``release`` once following; the whole answer."""
+    meta = started.meta
+    async with client.get(service.url + meta["resume"]["url"], headers=resume_headers(meta, started.last_id)) as again:
         assert again.status == 200, await again.text()
         frames = iter_frames(again)
         rest = []
         release.set()
         rest += [frame async for frame in frames]
-    return rest
+    return started.frames + rest
+
+
+async def assert_one_clients_stream_limit_is_shared(
+    one: Service, other: Service, client: aiohttp.ClientSession, fake_ollama: FakeOllama
+) -> None:
+    """A client's one stream on ``one`` fills its limit on ``other`` too, through Redis (never a local fallback)."""
+    gate = asyncio.Event()
+    fake_ollama.push(held_script(WORDS, (5, gate)))
+    held = await client.post(one.url + "/api/chat", json=ASK)
+    await read_until(iter_frames(held), " w4")
+    async with client.post(other.url + "/api/chat", json=ASK) as refused:
+        assert refused.status == 429
+        assert (await refused.json())["error"]["code"] == "too_many_streams"
+    gate.set()
+    await held.read()
+    assert one.app[LIMITER].fallbacks == 0
+    assert other.app[LIMITER].fallbacks == 0
 
 
 # -- Redis restarts empty
@@ -99,23 +118,16 @@ async def test_after_redis_restarts_empty_a_silent_live_stream_is_resumable_on_t
     restartable: list[RedisServer], make_service: MakeService, client: aiohttp.ClientSession, fake_ollama: FakeOllama
 ) -> None:
     url = restartable[0].url
-    one, other = await make_service(redis_url=url), await make_service(redis_url=url)
+    one, other = await two_instances(make_service, url)
     gate = asyncio.Event()
-    fake_ollama.push(held_script(WORDS, (10, gate)))
-    response = await client.post(one.url + "/api/chat", json=RESUMABLE_ASK)
-    first = await read_until(iter_frames(response), " w9")
-    meta = first[0].data
-    drop(response)
+    first = await held_stream(client, one, fake_ollama, (10, gate))
+    meta = first.meta
     restart_empty(restartable)
     # The model is silent meanwhile: no new frame can carry the stream back to Redis.
     async with Redis.from_url(url) as redis:
         await until(lambda: stored(redis, meta["id"]), 20.0, "the stream's rewrite to the new Redis")
         assert await redis.hget(hash_key(meta["id"]), "meta")  # whole: meta and the frames, not just a cursor
-    rest = await resume_and_finish(client, other, meta, first[-1].id, gate)
-    whole = first + rest
-    assert_contiguous(whole)
-    assert text_of(whole) == "".join(WORDS)
-    assert whole[-1].event == "done"
+    assert_whole(await resume_and_finish(client, other, first, gate))
     # A late reader from the very start gets every frame from the new Redis.
     async with client.get(other.url + meta["resume"]["url"], headers=resume_headers(meta, 0)) as replay:
         assert text_of([frame async for frame in iter_frames(replay)]) == "".join(WORDS)
@@ -125,21 +137,14 @@ async def test_after_redis_restarts_empty_a_live_stream_is_cancellable_from_the_
     restartable: list[RedisServer], make_service: MakeService, client: aiohttp.ClientSession, fake_ollama: FakeOllama
 ) -> None:
     url = restartable[0].url
-    one, other = await make_service(redis_url=url), await make_service(redis_url=url)
+    one, other = await two_instances(make_service, url)
     records = StreamRecords(one.app)
-    fake_ollama.push(Script([*token_lines(["Partial"])[:1], Hang()]))
-    response = await client.post(one.url + "/api/chat", json=RESUMABLE_ASK)
-    frames = await read_until(iter_frames(response), "Partial")
-    meta = frames[0].data
-    drop(response)
-    upstream = fake_ollama.requests[-1]
+    started = await silent_stream(client, one, fake_ollama)
     restart_empty(restartable)
     async with Redis.from_url(url) as redis:
-        await until(lambda: stored(redis, meta["id"]), 20.0, "the stream's rewrite to the new Redis")
-    async with client.post(other.url + meta["resume"]["url"] + "/cancel", headers=resume_headers(meta)) as cancelled:
-        assert cancelled.status == 200
-        assert await cancelled.json() == {"id": meta["id"], "status": "cancelled"}
-    await asyncio.wait_for(upstream.disconnected.wait(), DISCONNECT_WAIT)
+        await until(lambda: stored(redis, started.meta["id"]), 20.0, "the stream's rewrite to the new Redis")
+    await cancel_elsewhere(client, other, started.meta)
+    await asyncio.wait_for(started.upstream.disconnected.wait(), DISCONNECT_WAIT)
     assert (await records.next())["outcome"] == "cancelled"
 
 
@@ -156,48 +161,23 @@ def cluster() -> Iterator[RedisCluster]:
 async def test_on_a_redis_cluster_a_stream_resumes_and_cancels_on_the_other_instance(
     cluster: RedisCluster, make_service: MakeService, client: aiohttp.ClientSession, fake_ollama: FakeOllama
 ) -> None:
-    one, other = await make_service(redis_url=cluster.url), await make_service(redis_url=cluster.url)
+    one, other = await two_instances(make_service, cluster.url)
     gate = asyncio.Event()
-    fake_ollama.push(held_script(WORDS, (10, gate)))
-    response = await client.post(one.url + "/api/chat", json=RESUMABLE_ASK)
-    first = await read_until(iter_frames(response), " w9")
-    meta = first[0].data
-    drop(response)
-    rest = await resume_and_finish(client, other, meta, first[-1].id, gate)
-    whole = first + rest
-    assert_contiguous(whole)
-    assert text_of(whole) == "".join(WORDS)
-    assert whole[-1].event == "done"
+    first = await held_stream(client, one, fake_ollama, (10, gate))
+    assert_whole(await resume_and_finish(client, other, first, gate))
 
     records = StreamRecords(one.app)
-    fake_ollama.push(Script([*token_lines(["Partial"])[:1], Hang()]))
-    response = await client.post(one.url + "/api/chat", json=RESUMABLE_ASK)
-    frames = await read_until(iter_frames(response), "Partial")
-    meta = frames[0].data
-    drop(response)
-    upstream = fake_ollama.requests[-1]
-    async with client.post(other.url + meta["resume"]["url"] + "/cancel", headers=resume_headers(meta)) as cancelled:
-        assert cancelled.status == 200
-    await asyncio.wait_for(upstream.disconnected.wait(), DISCONNECT_WAIT)
+    started = await silent_stream(client, one, fake_ollama)
+    await cancel_elsewhere(client, other, started.meta)
+    await asyncio.wait_for(started.upstream.disconnected.wait(), DISCONNECT_WAIT)
     assert (await records.next())["outcome"] == "cancelled"
 
 
 async def test_on_a_redis_cluster_two_instances_share_one_clients_stream_limit(
     cluster: RedisCluster, make_service: MakeService, client: aiohttp.ClientSession, fake_ollama: FakeOllama
 ) -> None:
-    one = await make_service(redis_url=cluster.url, max_streams_per_client=1, resumable=False)
-    other = await make_service(redis_url=cluster.url, max_streams_per_client=1, resumable=False)
-    gate = asyncio.Event()
-    fake_ollama.push(held_script(WORDS, (5, gate)))
-    held = await client.post(one.url + "/api/chat", json=ASK)
-    await read_until(iter_frames(held), " w4")
-    async with client.post(other.url + "/api/chat", json=ASK) as refused:
-        assert refused.status == 429
-        assert (await refused.json())["error"]["code"] == "too_many_streams"
-    assert one.app[LIMITER].fallbacks == 0
-    assert other.app[LIMITER].fallbacks == 0
-    gate.set()
-    await held.read()
+    one, other = await two_instances(make_service, cluster.url, max_streams_per_client=1, resumable=False)
+    await assert_one_clients_stream_limit_is_shared(one, other, client, fake_ollama)
 
 
 # -- Sentinel
@@ -213,25 +193,17 @@ def sentinel() -> Iterator[RedisSentinel]:
 async def test_when_the_sentinel_primary_dies_mid_stream_the_stream_finishes_resumable_on_the_new_primary(
     sentinel: RedisSentinel, make_service: MakeService, client: aiohttp.ClientSession, fake_ollama: FakeOllama
 ) -> None:
-    one, other = await make_service(redis_url=sentinel.url), await make_service(redis_url=sentinel.url)
+    one, other = await two_instances(make_service, sentinel.url)
     during, after = asyncio.Event(), asyncio.Event()
-    fake_ollama.push(held_script(WORDS, (10, during), (20, after)))
-    response = await client.post(one.url + "/api/chat", json=RESUMABLE_ASK)
-    first = await read_until(iter_frames(response), " w9")
-    meta = first[0].data
-    drop(response)
+    first = await held_stream(client, one, fake_ollama, (10, during), (20, after))
     sentinel.primary.kill()
     during.set()  # the model goes on while Redis fails over
     await asyncio.to_thread(sentinel.wait_failover)
     async with Redis(host="127.0.0.1", port=sentinel.replica.port) as promoted:
         await until(
-            lambda: _has_text(promoted, meta["id"], b" w19"), 30.0, "frames after the failover on the new primary"
+            lambda: _has_text(promoted, first.meta["id"], b" w19"), 30.0, "frames after the failover on the new primary"
         )
-    rest = await resume_and_finish(client, other, meta, first[-1].id, after)
-    whole = first + rest
-    assert_contiguous(whole)
-    assert text_of(whole) == "".join(WORDS)
-    assert whole[-1].event == "done"
+    assert_whole(await resume_and_finish(client, other, first, after))
 
 
 async def _has_text(redis: Any, stream_id: str, text: bytes) -> bool:
@@ -248,15 +220,5 @@ async def _has_text(redis: Any, stream_id: str, text: bytes) -> bool:
 async def test_with_sentinel_two_instances_share_one_clients_stream_limit(
     sentinel: RedisSentinel, make_service: MakeService, client: aiohttp.ClientSession, fake_ollama: FakeOllama
 ) -> None:
-    one = await make_service(redis_url=sentinel.url, max_streams_per_client=1, resumable=False)
-    other = await make_service(redis_url=sentinel.url, max_streams_per_client=1, resumable=False)
-    gate = asyncio.Event()
-    fake_ollama.push(held_script(WORDS, (5, gate)))
-    held = await client.post(one.url + "/api/chat", json=ASK)
-    await read_until(iter_frames(held), " w4")
-    async with client.post(other.url + "/api/chat", json=ASK) as refused:
-        assert refused.status == 429
-    gate.set()
-    await held.read()
-    assert one.app[LIMITER].fallbacks == 0
-    assert other.app[LIMITER].fallbacks == 0
+    one, other = await two_instances(make_service, sentinel.url, max_streams_per_client=1, resumable=False)
+    await assert_one_clients_stream_limit_is_shared(one, other, client, fake_ollama)

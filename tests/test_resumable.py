@@ -4,74 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import aiohttp
 import pytest
 
 from sse.web.keys import RESUMABLE
-from tests.fakes.ollama import FakeOllama, Gate, Hang, Script, token_lines
-from tests.helpers import Frame, Service, StreamRecords, eventually, iter_frames, read_frames, text_of
-
-MakeService = Callable[..., Awaitable[Service]]
-ASK = {"messages": [{"role": "user", "content": "Tell me a story"}]}
-RESUMABLE_ASK = {**ASK, "resumable": True}
-WORDS = [f" w{i}" for i in range(30)]
-DISCONNECT_WAIT = 10.0
-
-
-def held_script(words: list[str], *gates: tuple[int, asyncio.Event]) -> Script:
-    """The answer ``words``, the upstream held on each gate before the word at its index."""
-    steps = token_lines(words)
-    for index, gate in sorted(gates, key=lambda g: g[0], reverse=True):
-        steps.insert(index, Gate(gate))
-    return Script(steps)
-
-
-def drop(response: aiohttp.ClientResponse) -> None:
-    """Cut the client's TCP connection the way a network drop does (RST, no FIN)."""
-    assert response.connection is not None
-    transport = response.connection.transport
-    assert transport is not None
-    transport.abort()
-    # Give the connection back (closed) at once: left to the garbage collector,
-    # it warns "Unclosed connection" in whichever test happens to run then.
-    response.close()
-
-
-async def read_until(frames: Any, text: str) -> list[Frame]:
-    """Frames until the answer so far ends with ``text``."""
-    seen: list[Frame] = []
-    async for frame in frames:
-        seen.append(frame)
-        if text_of(seen).endswith(text):
-            return seen
-    raise AssertionError(f"the stream ended before {text!r}: {seen}")
-
-
-def resume_headers(meta: dict[str, Any], after: int | str | None = None) -> dict[str, str]:
-    headers = {"X-Resume-Token": meta["resume"]["token"]}
-    if after is not None:
-        headers["Last-Event-ID"] = str(after)
-    return headers
-
-
-async def resume(
-    client: aiohttp.ClientSession, service: Service, meta: dict[str, Any], after: int | str | None = None
-) -> tuple[int, Any]:
-    """GET the stream after ``after``: the status and the frames, or the JSON error."""
-    async with client.get(service.url + meta["resume"]["url"], headers=resume_headers(meta, after)) as response:
-        if response.content_type == "text/event-stream":
-            return response.status, await read_frames(response)
-        if response.status == 204:
-            return 204, await response.read()
-        return response.status, await response.json()
-
-
-def assert_contiguous(frames: list[Frame]) -> None:
-    """Every frame once, in order: ids 1..n with no gap and no repeat."""
-    assert [int(f.id) for f in frames] == list(range(1, len(frames) + 1))
+from tests.fakes.ollama import FakeOllama, Hang, Script, token_lines
+from tests.helpers import MakeService, Service, StreamRecords, eventually, iter_frames, read_frames, text_of
+from tests.resumable import (
+    ASK,
+    DISCONNECT_WAIT,
+    RESUMABLE_ASK,
+    WORDS,
+    assert_contiguous,
+    drop,
+    held_script,
+    read_until,
+    resume,
+    resume_headers,
+)
 
 
 async def test_a_dropped_connection_resumes_after_its_last_event_id_with_nothing_missing_or_twice(

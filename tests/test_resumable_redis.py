@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 
 import aiohttp
 import pytest
@@ -15,28 +14,30 @@ from sse.cli import drain
 from sse.logs import JsonFormatter
 from sse.settings import Settings
 from sse.web.keys import RESUMABLE
-from tests.fakes.ollama import FakeOllama, Hang, Script, token_lines
+from tests.fakes.ollama import FakeOllama
 from tests.fakes.tcp import closed_port_url
-from tests.helpers import Service, StreamRecords, iter_frames, read_frames, start_service, text_of
-from tests.test_resumable import (
+from tests.helpers import MakeService, Service, StreamRecords, iter_frames, read_frames, start_service, text_of
+from tests.resumable import (
     DISCONNECT_WAIT,
     RESUMABLE_ASK,
     WORDS,
-    assert_contiguous,
+    assert_whole,
+    cancel_elsewhere,
     drop,
     held_script,
+    held_stream,
     read_until,
     resume,
     resume_headers,
+    silent_stream,
+    two_instances,
 )
-
-MakeService = Callable[..., Awaitable[Service]]
 
 
 @pytest.fixture
 async def pair(redis_url: str, make_service: MakeService) -> tuple[Service, Service]:
     """Two instances of the service, one Redis between them."""
-    return await make_service(redis_url=redis_url), await make_service(redis_url=redis_url)
+    return await two_instances(make_service, redis_url)
 
 
 async def test_a_stream_started_on_one_instance_resumes_on_the_other(
@@ -44,22 +45,16 @@ async def test_a_stream_started_on_one_instance_resumes_on_the_other(
 ) -> None:
     one, other = pair
     before, during = asyncio.Event(), asyncio.Event()
-    fake_ollama.push(held_script(WORDS, (10, before), (20, during)))
-    response = await client.post(one.url + "/api/chat", json=RESUMABLE_ASK)
-    first = await read_until(iter_frames(response), " w9")
-    meta = first[0].data
-    drop(response)
+    first = await held_stream(client, one, fake_ollama, (10, before), (20, during))
+    meta = first.meta
     before.set()
-    async with client.get(other.url + meta["resume"]["url"], headers=resume_headers(meta, first[-1].id)) as again:
+    async with client.get(other.url + meta["resume"]["url"], headers=resume_headers(meta, first.last_id)) as again:
         assert again.status == 200
         rest_frames = iter_frames(again)
         rest = await read_until(rest_frames, " w19")
         during.set()
         rest += [frame async for frame in rest_frames]
-    whole = first + rest
-    assert_contiguous(whole)
-    assert text_of(whole) == "".join(WORDS)
-    assert whole[-1].event == "done"
+    assert_whole(first.frames + rest)
     assert other.app[RESUMABLE].held == 0  # the other instance read it from Redis
 
 
@@ -86,18 +81,11 @@ async def test_cancel_from_the_other_instance_closes_the_upstream_on_the_first(
 ) -> None:
     one, other = pair
     records = StreamRecords(one.app)
-    fake_ollama.push(Script([*token_lines(["Partial"])[:1], Hang()]))
-    response = await client.post(one.url + "/api/chat", json=RESUMABLE_ASK)
-    frames = await read_until(iter_frames(response), "Partial")
-    meta = frames[0].data
-    drop(response)
-    upstream = fake_ollama.requests[-1]
-    async with client.post(other.url + meta["resume"]["url"] + "/cancel", headers=resume_headers(meta)) as cancelled:
-        assert cancelled.status == 200
-        assert await cancelled.json() == {"id": meta["id"], "status": "cancelled"}
-    await asyncio.wait_for(upstream.disconnected.wait(), DISCONNECT_WAIT)
+    started = await silent_stream(client, one, fake_ollama)
+    await cancel_elsewhere(client, other, started.meta)
+    await asyncio.wait_for(started.upstream.disconnected.wait(), DISCONNECT_WAIT)
     assert (await records.next())["outcome"] == "cancelled"
-    status, rest = await resume(client, other, meta, frames[-1].id)
+    status, rest = await resume(client, other, started.meta, started.last_id)
     assert status == 200
     assert [(f.event, f.data["code"]) for f in rest] == [("error", "cancelled")]
 
@@ -105,49 +93,38 @@ async def test_cancel_from_the_other_instance_closes_the_upstream_on_the_first(
 async def test_a_follower_on_the_other_instance_counts_for_the_grace_window(
     redis_url: str, make_service: MakeService, client: aiohttp.ClientSession, fake_ollama: FakeOllama
 ) -> None:
-    one = await make_service(redis_url=redis_url, resume_grace=0.5)
-    other = await make_service(redis_url=redis_url, resume_grace=0.5)
+    one, other = await two_instances(make_service, redis_url, resume_grace=0.5)
     gate = asyncio.Event()
-    fake_ollama.push(held_script(WORDS, (10, gate)))
-    response = await client.post(one.url + "/api/chat", json=RESUMABLE_ASK)
-    first = await read_until(iter_frames(response), " w9")
-    meta = first[0].data
-    drop(response)
-    upstream = fake_ollama.requests[-1]
-    async with client.get(other.url + meta["resume"]["url"], headers=resume_headers(meta, first[-1].id)) as again:
+    first = await held_stream(client, one, fake_ollama, (10, gate))
+    meta = first.meta
+    async with client.get(other.url + meta["resume"]["url"], headers=resume_headers(meta, first.last_id)) as again:
         rest_frames = iter_frames(again)
         # Three grace windows (the requirement is about time), followed from the other instance throughout.
         await asyncio.sleep(1.5)
-        assert not upstream.disconnected.is_set()
+        assert not first.upstream.disconnected.is_set()
         gate.set()
         rest = [frame async for frame in rest_frames]
-    assert text_of(first + rest) == "".join(WORDS)
+    assert text_of(first.frames + rest) == "".join(WORDS)
 
 
 async def test_when_the_follower_on_the_other_instance_leaves_the_grace_window_ends_the_stream(
     redis_url: str, make_service: MakeService, client: aiohttp.ClientSession, fake_ollama: FakeOllama
 ) -> None:
-    one = await make_service(redis_url=redis_url, resume_grace=0.5)
-    other = await make_service(redis_url=redis_url, resume_grace=0.5)
+    one, other = await two_instances(make_service, redis_url, resume_grace=0.5)
     records = StreamRecords(one.app)
-    fake_ollama.push(Script([*token_lines(["Partial"])[:1], Hang()]))
-    response = await client.post(one.url + "/api/chat", json=RESUMABLE_ASK)
-    frames = await read_until(iter_frames(response), "Partial")
-    meta = frames[0].data
-    drop(response)
-    again = await client.get(other.url + meta["resume"]["url"], headers=resume_headers(meta, frames[-1].id))
+    started = await silent_stream(client, one, fake_ollama)
+    meta = started.meta
+    again = await client.get(other.url + meta["resume"]["url"], headers=resume_headers(meta, started.last_id))
     assert await again.content.readuntil(b"\n\n") == b"retry: 1000\n\n"
     drop(again)
-    upstream = fake_ollama.requests[-1]
-    await asyncio.wait_for(upstream.disconnected.wait(), DISCONNECT_WAIT)
+    await asyncio.wait_for(started.upstream.disconnected.wait(), DISCONNECT_WAIT)
     assert (await records.next())["outcome"] == "abandoned"
 
 
 async def test_frames_evicted_on_the_generating_instance_are_gone_from_redis_too(
     redis_url: str, make_service: MakeService, client: aiohttp.ClientSession, fake_ollama: FakeOllama
 ) -> None:
-    one = await make_service(redis_url=redis_url, resume_max_frames=4)
-    other = await make_service(redis_url=redis_url, resume_max_frames=4)
+    one, other = await two_instances(make_service, redis_url, resume_max_frames=4)
     gates = [asyncio.Event() for _ in WORDS]
     fake_ollama.push(held_script(WORDS, *((i, gates[i]) for i in range(1, len(WORDS)))))
     async with client.post(one.url + "/api/chat", json=RESUMABLE_ASK) as response:
@@ -172,10 +149,7 @@ async def test_a_follower_elsewhere_learns_when_the_generating_instance_vanished
     pair: tuple[Service, Service], client: aiohttp.ClientSession, fake_ollama: FakeOllama, redis_url: str
 ) -> None:
     one, other = pair
-    fake_ollama.push(Script([*token_lines(["Partial"])[:1], Hang()]))
-    response = await client.post(one.url + "/api/chat", json=RESUMABLE_ASK)
-    frames = await read_until(iter_frames(response), "Partial")
-    meta = frames[0].data
+    started = await silent_stream(client, one, fake_ollama, leave=False)
     # The first instance "crashes": its lease stops being renewed and expires.
     shared = one.app[RESUMABLE].redis
     for task in list(shared._tasks):
@@ -183,12 +157,12 @@ async def test_a_follower_elsewhere_learns_when_the_generating_instance_vanished
             task.cancel()
     async with Redis.from_url(redis_url) as redis:
         await redis.delete(f"llm-sse:instance:{shared.instance}")
-    status, rest = await resume(client, other, meta, frames[-1].id)
+    status, rest = await resume(client, other, started.meta, started.last_id)
     assert status == 200
     assert [f.event for f in rest] == ["error"]
     assert rest[0].data["code"] == "stream_lost"
     assert rest[0].id == ""  # the follower's own error frame has no id of its own
-    response.close()
+    started.response.close()
 
 
 async def test_an_unreachable_redis_at_start_up_is_logged_without_its_password_and_streams_stay_local(
@@ -216,12 +190,9 @@ async def test_a_draining_instance_closes_its_followers_of_another_instances_str
 ) -> None:
     one, other = pair
     gate = asyncio.Event()
-    fake_ollama.push(held_script(WORDS, (10, gate)))
-    response = await client.post(one.url + "/api/chat", json=RESUMABLE_ASK)
-    first = await read_until(iter_frames(response), " w9")
-    meta = first[0].data
-    drop(response)
-    again = await client.get(other.url + meta["resume"]["url"], headers=resume_headers(meta, first[-1].id))
+    first = await held_stream(client, one, fake_ollama, (10, gate))
+    meta = first.meta
+    again = await client.get(other.url + meta["resume"]["url"], headers=resume_headers(meta, first.last_id))
     assert await again.content.readuntil(b"\n\n") == b"retry: 1000\n\n"
     draining = asyncio.create_task(drain(other.runner, 0.2))
     # Closed without a terminal frame: not the stream's end, so its client resumes elsewhere.
@@ -231,23 +202,20 @@ async def test_a_draining_instance_closes_its_followers_of_another_instances_str
     await asyncio.wait_for(draining, 20)
     assert not fake_ollama.requests[-1].disconnected.is_set()
     gate.set()
-    status, rest = await resume(client, one, meta, first[-1].id)
+    status, rest = await resume(client, one, meta, first.last_id)
     assert status == 200
-    assert text_of(first + rest) == "".join(WORDS)
+    assert text_of(first.frames + rest) == "".join(WORDS)
 
 
 async def test_a_follower_elsewhere_gets_the_shutdown_frame_when_the_generating_instance_drains(
     pair: tuple[Service, Service], client: aiohttp.ClientSession, fake_ollama: FakeOllama
 ) -> None:
     one, other = pair
-    fake_ollama.push(Script([*token_lines(["Partial"])[:1], Hang()]))
-    response = await client.post(one.url + "/api/chat", json=RESUMABLE_ASK)
-    frames = await read_until(iter_frames(response), "Partial")
-    meta = frames[0].data
-    drop(response)
-    async with client.get(other.url + meta["resume"]["url"], headers=resume_headers(meta, frames[-1].id)) as again:
+    started = await silent_stream(client, one, fake_ollama)
+    meta = started.meta
+    async with client.get(other.url + meta["resume"]["url"], headers=resume_headers(meta, started.last_id)) as again:
         assert await again.content.readuntil(b"\n\n") == b"retry: 1000\n\n"
         await asyncio.wait_for(drain(one.runner, 0.2), 20)
         rest = await read_frames(again)
     assert [(f.event, f.data["code"]) for f in rest] == [("error", "shutdown")]
-    await asyncio.wait_for(fake_ollama.requests[-1].disconnected.wait(), DISCONNECT_WAIT)
+    await asyncio.wait_for(started.upstream.disconnected.wait(), DISCONNECT_WAIT)

@@ -32,6 +32,7 @@ from ..errors import ApiError
 from ..secretfile import read_secret
 from ..settings import Settings
 from .base import ModelInfo, Provider, Readiness, StartupError
+from .http import UpstreamLimits
 from .llamacpp import MODEL_NAME, missing_requirements
 from .local import LocalProvider, install_hint
 from .ollama import OllamaProvider
@@ -42,13 +43,13 @@ __all__ = ["FACTORIES", "ModelInfo", "Provider", "Readiness", "StartupError", "s
 log = logging.getLogger("llm_sse.providers")
 
 
+def upstream_limits(settings: Settings) -> UpstreamLimits:
+    """What every HTTP provider bounds itself, as the settings say."""
+    return UpstreamLimits(connect_timeout=settings.connect_timeout, max_line_bytes=settings.max_line_bytes)
+
+
 def _ollama(settings: Settings) -> Provider:
-    return OllamaProvider(
-        settings.ollama_url,
-        models=settings.model_maps["ollama"],
-        connect_timeout=settings.connect_timeout,
-        max_line_bytes=settings.max_line_bytes,
-    )
+    return OllamaProvider(settings.ollama_url, models=settings.model_maps["ollama"], limits=upstream_limits(settings))
 
 
 def _openai(settings: Settings) -> Provider:
@@ -62,8 +63,7 @@ def _openai(settings: Settings) -> Provider:
         api_key=read_secret(settings.openai_api_key, settings.openai_api_key_file, "OPENAI_API_KEY"),
         models=settings.model_maps["openai"],
         headers=settings.upstream_headers["openai"],
-        connect_timeout=settings.connect_timeout,
-        max_line_bytes=settings.max_line_bytes,
+        limits=upstream_limits(settings),
     )
 
 
@@ -88,8 +88,7 @@ def _openrouter(settings: Settings) -> Provider:
         models=models,
         headers=settings.upstream_headers["openrouter"],
         dialect="openrouter",
-        connect_timeout=settings.connect_timeout,
-        max_line_bytes=settings.max_line_bytes,
+        limits=upstream_limits(settings),
     )
 
 

@@ -54,6 +54,24 @@ READ_BYTES = 16 * 1024
 _SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
+@dataclass(frozen=True, slots=True)
+class UpstreamLimits:
+    """The bounds every HTTP provider keeps with its model server, from the settings.
+
+    The wait for the first token and for each later event is bounded by the
+    relay (``first_token_timeout``, ``idle_timeout``), which knows which phase
+    a stream is in; these are what only a provider can bound.
+    """
+
+    connect_timeout: float = 10.0
+    """Seconds to open a TCP connection; also the bound on a model list's GET."""
+    max_line_bytes: int = 8 * 1024 * 1024
+    """The largest upstream line (NDJSON) or event (SSE) taken; a larger one ends the stream."""
+
+
+DEFAULT_LIMITS = UpstreamLimits()  # the settings' defaults, for a provider built without them (tests, scripts)
+
+
 @dataclass(slots=True)
 class UpstreamBody:
     """An open upstream answer, and whether its provider has read its last line.
@@ -266,15 +284,13 @@ class HttpProvider:
         base_url: str,
         *,
         model_map: ModelMap,
-        connect_timeout: float,
-        max_line_bytes: int,
+        limits: UpstreamLimits,
         headers: dict[str, str] | None = None,
     ) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
         self.model_map = model_map
-        self.connect_timeout = connect_timeout
-        self.max_line_bytes = max_line_bytes
+        self.limits = limits
         self._headers = dict(headers or {})
         self._session: aiohttp.ClientSession | None = None
         self._models: tuple[float, list[ModelInfo]] | None = None
@@ -290,7 +306,7 @@ class HttpProvider:
 
     async def start(self) -> None:
         if self._session is None:
-            self._session = make_session(connect_timeout=self.connect_timeout)
+            self._session = make_session(connect_timeout=self.limits.connect_timeout)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -326,7 +342,7 @@ class HttpProvider:
         now = time.monotonic()
         if self._models is not None and now - self._models[0] < self.models_ttl:
             return self._models[1]
-        models = self.parse_models(await self.get_json(self.models_path, self.connect_timeout))
+        models = self.parse_models(await self.get_json(self.models_path, self.limits.connect_timeout))
         self._models = (now, models)
         return models
 

@@ -37,7 +37,7 @@ from ..events import Done, Event, Skipped, StreamError, Thinking, Token, ToolCal
 from ..ndjson import LineTooLong, NdjsonDecoder
 from ..routing import ModelMap
 from .base import ModelInfo, Readiness, token_count
-from .http import READ_BYTES, READ_ERRORS, HttpProvider, dropped, open_stream
+from .http import DEFAULT_LIMITS, READ_BYTES, READ_ERRORS, HttpProvider, UpstreamLimits, dropped, open_stream
 
 _NS = 1e-9
 _NO_MESSAGE: dict[str, Any] = {}  # read, never written
@@ -56,8 +56,7 @@ class OllamaProvider(HttpProvider):
         name: str = "ollama",
         default_model: str = "",
         models: ModelMap | None = None,
-        connect_timeout: float = 10.0,
-        max_line_bytes: int = 8 * 1024 * 1024,
+        limits: UpstreamLimits = DEFAULT_LIMITS,
     ) -> None:
         # ``default_model`` is the service-wide default; ``models`` (mapping and
         # Ollama's own default) takes precedence when given.
@@ -65,8 +64,7 @@ class OllamaProvider(HttpProvider):
             name,
             base_url,
             model_map=models or ModelMap(fallback_default=default_model),
-            connect_timeout=connect_timeout,
-            max_line_bytes=max_line_bytes,
+            limits=limits,
         )
 
     # -- models and health
@@ -85,7 +83,7 @@ class OllamaProvider(HttpProvider):
 
     async def readiness(self) -> Readiness:
         try:
-            data = await self.get_json("/api/version", min(self.connect_timeout, 2.0))
+            data = await self.get_json("/api/version", min(self.limits.connect_timeout, 2.0))
         except UpstreamError as exc:
             return Readiness(False, exc.message)
         version = data.get("version", "?") if isinstance(data, dict) else "?"
@@ -112,7 +110,7 @@ class OllamaProvider(HttpProvider):
     async def stream(self, request: ChatRequest, model: str) -> AsyncIterator[Event]:
         url, payload = self._payload(request, model)
         chat = request.messages is not None
-        decoder = NdjsonDecoder(self.max_line_bytes)
+        decoder = NdjsonDecoder(self.limits.max_line_bytes)
         calls = _Calls()
         name = self.name
         async with open_stream(self.session, url, payload, name=name) as upstream:

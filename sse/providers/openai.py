@@ -52,7 +52,7 @@ from ..events import Done, Event, Skipped, StreamError, Thinking, Token, ToolCal
 from ..eventstream import EventStreamDecoder, EventTooLarge, ServerSentEvent
 from ..routing import ModelMap
 from .base import ModelInfo, Readiness, token_count
-from .http import HttpProvider, error_message, open_stream, read_chunk, read_limited
+from .http import DEFAULT_LIMITS, HttpProvider, UpstreamLimits, error_message, open_stream, read_chunk, read_limited
 
 log = logging.getLogger("llm_sse.providers.openai")
 
@@ -97,8 +97,7 @@ class OpenAIProvider(HttpProvider):
         models: ModelMap | None = None,
         headers: Mapping[str, str] | None = None,
         dialect: str = "openai",
-        connect_timeout: float = 10.0,
-        max_line_bytes: int = 8 * 1024 * 1024,
+        limits: UpstreamLimits = DEFAULT_LIMITS,
     ) -> None:
         all_headers = dict(headers or {})
         if api_key:
@@ -107,8 +106,7 @@ class OpenAIProvider(HttpProvider):
             name,
             base_url,
             model_map=models or ModelMap(),
-            connect_timeout=connect_timeout,
-            max_line_bytes=max_line_bytes,
+            limits=limits,
             headers=all_headers,
         )
         self.dialect = dialect
@@ -189,7 +187,7 @@ class OpenAIProvider(HttpProvider):
     async def stream(self, request: ChatRequest, model: str) -> AsyncIterator[Event]:
         url = self.base_url + "/chat/completions"
         reader = _ChunkReader(self)
-        decoder = EventStreamDecoder(self.max_line_bytes)
+        decoder = EventStreamDecoder(self.limits.max_line_bytes)
         async with open_stream(
             self.session,
             url,

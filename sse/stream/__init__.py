@@ -2,6 +2,7 @@
 
 ``writer`` (one client's event stream), ``race`` (sibling tasks, the first
 to end ends the others), ``generation`` (providers in order -> events -> an
-encoder -> a sink), ``chat_stream`` (the direct stream), ``registry`` (what
-is alive, for shutdown).
+encoder -> a sink), ``answer`` (a chat answered on its request: the race,
+the finish, the bookkeeping), ``chat_stream`` (the direct stream),
+``completion`` (one body), ``registry`` (what is alive, for shutdown).
 """

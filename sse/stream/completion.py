@@ -1,33 +1,28 @@
 """A chat answered in one piece (OpenAI's ``stream: false``), with every stream's guarantees.
 
-The same ``Generation`` as a streamed answer -- providers in order with
-fallback, the first-token and idle timeouts, the record and the metrics --
-raced against the same idle watchdog, but its sink gathers the encoder's
-bytes instead of writing them: nothing is committed until the answer is
-complete, so any failure is still an HTTP status with the protocol's JSON
-error.  There is nothing to ping (a JSON body has no room for keep-alives);
-a client that leaves cancels the handler, which cancels the pump and closes
-the upstream, exactly as Stop does for a stream.
+An ``Answer`` (``sse.stream.answer``) like a streamed one -- providers in
+order with fallback, the first-token and idle timeouts, the record and the
+metrics -- but its sink gathers the encoder's bytes instead of writing them:
+nothing is committed until the answer is complete, so any failure is still
+an HTTP status with the protocol's JSON error.  There is nothing to ping (a
+JSON body has no room for keep-alives); a client that leaves cancels the
+handler, which cancels the pump and closes the upstream, exactly as Stop
+does for a stream.
 """
 
 from __future__ import annotations
-
-import asyncio
 
 from aiohttp import web
 
 from ..chat import ChatRequest
 from ..encoders.base import Encoder
-from ..errors import ApiError
-from ..events import Done
 from ..providers.base import Provider
 from ..routing import ProviderRouter
 from ..settings import Settings
-from ..streamlog import StreamObserver, StreamRecord, finish
-from .generation import Generation
-from .race import Ending, Race, watchdog
+from ..streamlog import StreamObserver, StreamRecord
+from .answer import Answer
 from .registry import StreamRegistry
-from .writer import ClientGone, error_response
+from .writer import error_response
 
 
 class BufferSink:
@@ -65,40 +60,13 @@ class Completion:
     ) -> None:
         self.encoder = encoder
         self.sink = BufferSink()
-        self.generation = Generation(chat, router, settings, record, encoder, self.sink)
-        self.settings = settings
-        self.record = record
-        self.registry = registry
-        self.observers = observers
-        self._race: Race[Done] | None = None
-
-    def end(self, error: ApiError) -> None:
-        """End the answer from outside (shutdown) with ``error`` as its status."""
-        if self._race is not None:
-            self._race.end(error)
+        self.answer = Answer(chat, router, settings, record, encoder, self.sink, registry=registry, observers=observers)
 
     async def run(self) -> web.Response:
-        generation = self.generation
-        self.registry.add(self)
-        race = self._race = Race(
-            generation.pump(),
-            watchdog(upstream=generation, idle_timeout=self.settings.idle_timeout),
+        ending = await self.answer.run()
+        if ending.error is not None:
+            return error_response(self.encoder, ending.error)
+        return web.Response(
+            body=b"".join(self.sink.parts),
+            headers={"Content-Type": self.encoder.content_type, **self.encoder.headers},
         )
-        ending = Ending("cancelled")
-        try:
-            ending = await generation.finish(await race.result(ClientGone))
-            if ending.error is not None:
-                return error_response(self.encoder, ending.error)
-            return web.Response(
-                body=b"".join(self.sink.parts),
-                headers={"Content-Type": self.encoder.content_type, **self.encoder.headers},
-            )
-        except asyncio.CancelledError:
-            raise
-        finally:
-            await race.stop()
-            finish(self.record, ending.outcome, self.observers, ending.message)
-            try:
-                await generation.release_upstream()
-            finally:
-                self.registry.remove(self)

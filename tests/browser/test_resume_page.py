@@ -22,19 +22,10 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from tests.browser.conftest import ChatPage, new_chat_page
-from tests.fakes.ollama import FakeOllama, Gate, Hang, Script, token_lines
+from tests.fakes.ollama import FakeOllama, Hang, Script, token_lines
 from tests.fakes.tcp import TcpRelay
 from tests.helpers import Service, StreamRecords, iter_frames
-
-WORDS = [f" w{i}" for i in range(30)]
-DISCONNECT_WAIT = 10.0
-
-
-def held(words: list[str], *gates: tuple[int, asyncio.Event]) -> Script:
-    steps = token_lines(words)
-    for index, gate in sorted(gates, key=lambda g: g[0], reverse=True):
-        steps.insert(index, Gate(gate))
-    return Script(steps)
+from tests.resumable import DISCONNECT_WAIT, WORDS, held_script
 
 
 @pytest.fixture
@@ -63,7 +54,7 @@ async def test_the_page_survives_a_network_drop_and_shows_the_whole_answer_once(
 ) -> None:
     chat = relayed_page
     before, during = asyncio.Event(), asyncio.Event()
-    fake_ollama.push(held(WORDS, (10, before), (20, during)))
+    fake_ollama.push(held_script(WORDS, (10, before), (20, during)))
     await chat.ask("A long answer, please")
     answer = chat.answer()
     await expect(chat.answer_text()).to_have_text(re.compile(r"w9$"))
@@ -113,7 +104,7 @@ async def test_a_native_eventsource_reconnects_by_itself_and_misses_nothing(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     before, during = asyncio.Event(), asyncio.Event()
-    fake_ollama.push(held(WORDS, (10, before), (20, during)))
+    fake_ollama.push(held_script(WORDS, (10, before), (20, during)))
     # Started by another client, which leaves after meta: the stream goes on without it.
     response = await client.post(
         service.url + "/api/chat", json={"messages": [{"role": "user", "content": "go"}], "resumable": True}

@@ -20,7 +20,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -142,6 +142,10 @@ class Nginx:
     async def _drain_log(self, stream: asyncio.StreamReader) -> None:
         while line := await stream.readline():
             self.log.append(line.decode(errors="replace").rstrip())
+
+
+StartProxy = Callable[..., Awaitable[Nginx]]
+"""The ``start_proxy`` fixture: nginx with the site before one instance, or several."""
 
 
 async def start_nginx(

@@ -101,6 +101,13 @@ async def start_app(args: Sequence[str], env: Mapping[str, str] | None = None, *
     return app
 
 
+async def start_instance(
+    ollama_url: str, *args: str, env: Mapping[str, str] | None = None, wait: bool = True
+) -> AppProcess:
+    """Start the service as its own process, answering from the Ollama at ``ollama_url``; ``args`` add flags."""
+    return await start_app(["--provider", "ollama", "--ollama-url", ollama_url, *args], env, wait=wait)
+
+
 async def _pump(app: AppProcess, stream: asyncio.StreamReader) -> None:
     """Collect log lines, waking every waiter after each one."""
     while raw := await stream.readline():

@@ -14,10 +14,9 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import logging
 import re
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,94 +24,18 @@ import aiohttp
 import pytest
 
 from sse.settings import Settings
-from sse.streamlog import StreamRecord
-from sse.web.keys import OBSERVERS, REGISTRY
+from sse.web.keys import REGISTRY
 from sse.web.page import PAGE_HEADERS
-from tests.deploy.nginx import Nginx, free_port, make_workdir, self_signed_certificate, start_nginx
+from tests.deploy.nginx import Nginx, StartProxy, free_port, self_signed_certificate
 from tests.deploy.nginxconf import parse, walk
-from tests.deploy.process import start_app
+from tests.deploy.process import start_instance
 from tests.deploy.streams import CHAT, Hold, LogWaiter, Stream, held_answer
 from tests.deploy.units import ENV_EXAMPLE, environment_file, seconds
 from tests.fakes.ollama import FakeOllama, Hang, Script, Sleep, token_lines
-from tests.helpers import Service, start_service, text_of
+from tests.helpers import MakeService, StreamRecords, text_of
 from tests.realparts import missing
 
 pytestmark = pytest.mark.slow
-
-StartProxy = Callable[..., Awaitable[Nginx]]
-MakeService = Callable[..., Awaitable[Service]]
-
-STATIC_FILES = {
-    "index.html": "<!doctype html><title>chat</title><script src=app.js></script>",
-    "app.js": "console.log('chat');\n",
-    "style.css": "body { margin: 0 }\n",
-    "vendor/marked-15.0.0.min.js": "/* vendored */\n",
-}
-
-
-@pytest.fixture
-def workdir() -> Iterator[Path]:
-    folder = make_workdir()
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-@pytest.fixture
-def static_dir(workdir: Path) -> Path:
-    """The chat page's folder, served by nginx and by the service alike."""
-    folder = workdir / "static"
-    for name, text in STATIC_FILES.items():
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_text(text)
-    return folder
-
-
-@pytest.fixture
-async def start_proxy(workdir: Path, static_dir: Path) -> AsyncIterator[StartProxy]:
-    """Start nginx with the site in front of ``upstream`` (a URL or ``host:port``)."""
-    started: list[Nginx] = []
-
-    async def start(upstream: str, **kwargs: Any) -> Nginx:
-        nginx = await start_nginx(workdir, upstream=upstream.removeprefix("http://"), static_dir=static_dir, **kwargs)
-        started.append(nginx)
-        return nginx
-
-    yield start
-    for nginx in started:
-        await nginx.stop()
-
-
-@pytest.fixture
-async def deployed(fake_ollama: FakeOllama, static_dir: Path) -> AsyncIterator[MakeService]:
-    """Start the service with the deploy example's settings (deploy/llm-sse.env).
-
-    Only what a test must change is overridden: the upstream's address, the
-    port (any free one) and the static folder; plus keyword overrides.
-    """
-    started: list[Service] = []
-
-    async def make(**overrides: Any) -> Service:
-        env = environment_file(ENV_EXAMPLE) | {"OLLAMA_URL": fake_ollama.url, "LLM_SSE_PORT": "0"}
-        settings = Settings.load([], environ=env).replace(static_dir=str(static_dir), **overrides)
-        service = await start_service(settings)
-        started.append(service)
-        return service
-
-    yield make
-    for service in started:
-        await service.stop()
-
-
-@pytest.fixture
-def service_log() -> Iterator[LogWaiter]:
-    logger = logging.getLogger("llm_sse")
-    waiter = LogWaiter()
-    level = logger.level
-    logger.setLevel(logging.INFO)
-    logger.addHandler(waiter)
-    yield waiter
-    logger.removeHandler(waiter)
-    logger.setLevel(level)
 
 
 def chat_location(site: str) -> dict[str, list[str]]:
@@ -433,12 +356,9 @@ async def test_a_draining_instance_hands_its_requests_to_the_next(
 ) -> None:
     """Rolling restarts: an instance that is draining is skipped, not shown to clients."""
     draining, serving = await deployed(), await deployed()
-    served: list[StreamRecord] = []
-    serving.app[OBSERVERS].append(served.append)
+    served = StreamRecords(serving.app)
     draining.app[REGISTRY].draining = True
-    nginx = await start_proxy(
-        draining.url, add={"upstream llm_sse": [f"server {serving.url.removeprefix('http://')} max_fails=0"]}
-    )
+    nginx = await start_proxy(draining.url, serving.url)
     for _ in range(4):
         stream = Stream(client, nginx.url + "/api/chat")
         await stream.finish()
@@ -455,7 +375,7 @@ async def test_a_draining_instance_hands_its_requests_to_the_next(
 async def test_sigterm_ends_an_open_stream_with_a_shutdown_frame_through_nginx(
     start_proxy: StartProxy, fake_ollama: FakeOllama, client: aiohttp.ClientSession
 ) -> None:
-    app = await start_app(["--provider", "ollama", "--ollama-url", fake_ollama.url, "--shutdown-grace", "0.5"])
+    app = await start_instance(fake_ollama.url, "--shutdown-grace", "0.5")
     try:
         nginx = await start_proxy(app.url)
         fake_ollama.push(Script([*token_lines(["Hello"])[:1], Hang()]))
@@ -474,7 +394,7 @@ async def test_sigterm_ends_an_open_stream_with_a_shutdown_frame_through_nginx(
 async def test_sigterm_lets_an_open_stream_finish_within_the_grace_period_through_nginx(
     start_proxy: StartProxy, fake_ollama: FakeOllama, client: aiohttp.ClientSession
 ) -> None:
-    app = await start_app(["--provider", "ollama", "--ollama-url", fake_ollama.url, "--shutdown-grace", "30"])
+    app = await start_instance(fake_ollama.url, "--shutdown-grace", "30")
     try:
         nginx = await start_proxy(app.url)
         hold = Hold()

@@ -24,31 +24,14 @@ from typing import Any
 import aiohttp
 import pytest
 
-from sse.streamlog import StreamRecord
-from sse.web.keys import OBSERVERS, REGISTRY
-from tests.deploy.nginx import Nginx, free_port
-from tests.deploy.process import start_app
+from sse.web.keys import REGISTRY
+from tests.deploy.nginx import Nginx, StartProxy, free_port
+from tests.deploy.process import start_instance
 from tests.deploy.streams import CHAT, Hold, Stream, held_answer
-from tests.deploy.test_nginx import MakeService, StartProxy, deployed, start_proxy, static_dir, workdir  # noqa: F401
 from tests.fakes.ollama import FakeOllama, Script
-from tests.helpers import Service, eventually, read_frames
+from tests.helpers import MakeService, StreamRecords, eventually, read_frames
 
 pytestmark = pytest.mark.slow
-
-
-def address(service: Service) -> str:
-    return service.url.removeprefix("http://")
-
-
-async def behind_one_site(start: StartProxy, first: str, second: str, **kwargs: Any) -> Nginx:
-    """The site with two instances, the second listed as deploy/README.md says."""
-    return await start(first, add={"upstream llm_sse": [f"server {second} max_fails=0"]}, **kwargs)
-
-
-def served_by(service: Service) -> list[StreamRecord]:
-    served: list[StreamRecord] = []
-    service.app[OBSERVERS].append(served.append)
-    return served
 
 
 async def chat_through(client: aiohttp.ClientSession, nginx: Nginx) -> tuple[int, Any]:
@@ -61,14 +44,11 @@ async def chat_through(client: aiohttp.ClientSession, nginx: Nginx) -> tuple[int
 
 
 async def test_a_model_servers_503_reaches_the_client_as_it_is_and_is_never_replayed(
-    start_proxy: StartProxy,  # noqa: F811
-    deployed: MakeService,  # noqa: F811
-    fake_ollama: FakeOllama,
-    client: aiohttp.ClientSession,
+    start_proxy: StartProxy, deployed: MakeService, fake_ollama: FakeOllama, client: aiohttp.ClientSession
 ) -> None:
     one, two = await deployed(), await deployed()
-    served = served_by(one), served_by(two)
-    nginx = await behind_one_site(start_proxy, address(one), address(two))
+    served = StreamRecords(one.app), StreamRecords(two.app)
+    nginx = await start_proxy(one.url, two.url)
     for _ in range(4):
         fake_ollama.push(Script(status=503, error="server busy, please try again"))
     for _ in range(4):
@@ -83,13 +63,10 @@ async def test_a_model_servers_503_reaches_the_client_as_it_is_and_is_never_repl
 
 
 async def test_the_services_own_503_at_its_stream_limit_reaches_the_client_and_takes_no_instance_out(
-    start_proxy: StartProxy,  # noqa: F811
-    deployed: MakeService,  # noqa: F811
-    fake_ollama: FakeOllama,
-    client: aiohttp.ClientSession,
+    start_proxy: StartProxy, deployed: MakeService, fake_ollama: FakeOllama, client: aiohttp.ClientSession
 ) -> None:
     one, two = await deployed(max_streams=1), await deployed(max_streams=1)
-    nginx = await behind_one_site(start_proxy, address(one), address(two))
+    nginx = await start_proxy(one.url, two.url)
     holds = [Hold(), Hold()]
     for hold in holds:
         fake_ollama.push(held_answer(hold))
@@ -107,18 +84,12 @@ async def test_the_services_own_503_at_its_stream_limit_reaches_the_client_and_t
 
 
 async def test_with_the_old_next_upstream_http_503_a_busy_answer_was_replayed_on_the_other_instance(
-    start_proxy: StartProxy,  # noqa: F811
-    deployed: MakeService,  # noqa: F811
-    fake_ollama: FakeOllama,
-    client: aiohttp.ClientSession,
+    start_proxy: StartProxy, deployed: MakeService, fake_ollama: FakeOllama, client: aiohttp.ClientSession
 ) -> None:
     """The check above can fail: with http_503 listed, one chat reached the model server twice."""
     one, two = await deployed(), await deployed()
-    nginx = await behind_one_site(
-        start_proxy,
-        address(one),
-        address(two),
-        override={"proxy_next_upstream": ["error", "timeout", "http_503", "non_idempotent"]},
+    nginx = await start_proxy(
+        one.url, two.url, override={"proxy_next_upstream": ["error", "timeout", "http_503", "non_idempotent"]}
     )
     for _ in range(2):
         fake_ollama.push(Script(status=503, error="server busy, please try again"))
@@ -128,22 +99,18 @@ async def test_with_the_old_next_upstream_http_503_a_busy_answer_was_replayed_on
 
 
 async def test_a_dead_instance_is_skipped(
-    start_proxy: StartProxy,  # noqa: F811
-    deployed: MakeService,  # noqa: F811
-    client: aiohttp.ClientSession,
+    start_proxy: StartProxy, deployed: MakeService, client: aiohttp.ClientSession
 ) -> None:
     serving = await deployed()
-    served = served_by(serving)
-    nginx = await behind_one_site(start_proxy, f"127.0.0.1:{free_port()}", address(serving))
+    served = StreamRecords(serving.app)
+    nginx = await start_proxy(f"127.0.0.1:{free_port()}", serving.url)
     for _ in range(4):
         assert await chat_through(client, nginx) == (200, "done")
     assert len(served) == 4
 
 
 async def test_a_rolling_restart_of_two_instances_never_leaves_the_site_without_one(
-    start_proxy: StartProxy,  # noqa: F811
-    deployed: MakeService,  # noqa: F811
-    client: aiohttp.ClientSession,
+    start_proxy: StartProxy, deployed: MakeService, client: aiohttp.ClientSession
 ) -> None:
     """One drains, then the other, within seconds: nginx must not have taken the first out for 10 s.
 
@@ -151,8 +118,8 @@ async def test_a_rolling_restart_of_two_instances_never_leaves_the_site_without_
     out of the rotation while the second drained, and every request got 503.
     """
     one, two = await deployed(), await deployed()
-    served = served_by(one), served_by(two)
-    nginx = await behind_one_site(start_proxy, address(one), address(two))
+    served = StreamRecords(one.app), StreamRecords(two.app)
+    nginx = await start_proxy(one.url, two.url)
     for draining, serving in ((0, 1), (1, 0)):
         (one, two)[draining].app[REGISTRY].draining = True
         (one, two)[serving].app[REGISTRY].draining = False
@@ -163,9 +130,7 @@ async def test_a_rolling_restart_of_two_instances_never_leaves_the_site_without_
 
 
 async def test_a_lone_draining_instance_gets_nginxs_json_503(
-    start_proxy: StartProxy,  # noqa: F811
-    deployed: MakeService,  # noqa: F811
-    client: aiohttp.ClientSession,
+    start_proxy: StartProxy, deployed: MakeService, client: aiohttp.ClientSession
 ) -> None:
     """With no other instance to try, the client gets nginx's JSON 503 and Retry-After."""
     service = await deployed()
@@ -178,14 +143,12 @@ async def test_a_lone_draining_instance_gets_nginxs_json_503(
 
 
 async def test_a_resume_on_a_draining_instance_goes_to_the_next(
-    start_proxy: StartProxy,  # noqa: F811
-    deployed: MakeService,  # noqa: F811
-    client: aiohttp.ClientSession,
+    start_proxy: StartProxy, deployed: MakeService, client: aiohttp.ClientSession
 ) -> None:
     """GET /api/streams/...: the serving instance answers (here: it does not know the stream, 404)."""
     draining, serving = await deployed(), await deployed()
     draining.app[REGISTRY].draining = True
-    nginx = await behind_one_site(start_proxy, address(draining), address(serving))
+    nginx = await start_proxy(draining.url, serving.url)
     for _ in range(2):
         async with client.get(nginx.url + "/api/streams/AAAAAAAAAAAAAAAAAAAAAA?token=t") as response:
             assert response.status == 404
@@ -193,9 +156,7 @@ async def test_a_resume_on_a_draining_instance_goes_to_the_next(
 
 
 async def test_restarting_two_real_instances_one_after_the_other_loses_no_request(
-    start_proxy: StartProxy,  # noqa: F811
-    fake_ollama: FakeOllama,
-    client: aiohttp.ClientSession,
+    start_proxy: StartProxy, fake_ollama: FakeOllama, client: aiohttp.ClientSession
 ) -> None:
     """deploy/README.md's rolling restart, with real processes, SIGTERM and nginx's kept-alive connections.
 
@@ -205,9 +166,10 @@ async def test_restarting_two_real_instances_one_after_the_other_loses_no_reques
     instance, and connections refused while it is down, all go to the other.
     """
     ports = [free_port(), free_port()]
-    base = ["--provider", "ollama", "--ollama-url", fake_ollama.url, "--trusted-proxies", "127.0.0.1,::1"]
-    base += ["--rate-per-minute", "0", "--max-streams-per-client", "0"]  # one client, many chats
-    apps = [await start_app([*base, "--port", str(port)]) for port in ports]
+
+    # nginx is a trusted proxy (a draining instance closes its requests unanswered); one client, many chats.
+    flags = ["--trusted-proxies", "127.0.0.1,::1", "--rate-per-minute", "0", "--max-streams-per-client", "0"]
+    apps = [await start_instance(fake_ollama.url, *flags, "--port", str(port)) for port in ports]
     outcomes: list[tuple[int, Any]] = []
     stop = asyncio.Event()
 
@@ -216,15 +178,13 @@ async def test_restarting_two_real_instances_one_after_the_other_loses_no_reques
             outcomes.append(await chat_through(client, nginx))
 
     try:
-        nginx = await start_proxy(
-            f"127.0.0.1:{ports[0]}", add={"upstream llm_sse": [f"server 127.0.0.1:{ports[1]} max_fails=0"]}
-        )
+        nginx = await start_proxy(*(f"127.0.0.1:{port}" for port in ports))
         chats = asyncio.create_task(chat_all_the_time())
         for i, port in enumerate(ports):
             before = len(outcomes)
             apps[i].terminate()
             assert await apps[i].wait_exit() == 0
-            apps[i] = await start_app([*base, "--port", str(port)])
+            apps[i] = await start_instance(fake_ollama.url, *flags, "--port", str(port))
             await eventually(lambda before=before: len(outcomes) > before + 3, within=30)
         stop.set()
         await chats

@@ -17,9 +17,8 @@ import aiohttp
 import pytest
 
 from sse.web.keys import REGISTRY
-from tests.deploy.nginx import Nginx, free_port
-from tests.deploy.test_nginx import MakeService, StartProxy, deployed, start_proxy, static_dir, workdir  # noqa: F401
-from tests.helpers import eventually
+from tests.deploy.nginx import Nginx, StartProxy, free_port
+from tests.helpers import MakeService, eventually
 
 pytestmark = pytest.mark.slow
 
@@ -45,9 +44,7 @@ async def resume_while_nothing_listens(nginx: Nginx, client: aiohttp.ClientSessi
 
 
 async def test_no_resume_token_in_any_nginx_log_while_no_instance_is_up(
-    start_proxy: StartProxy,  # noqa: F811
-    client: aiohttp.ClientSession,
-    workdir: Path,  # noqa: F811
+    start_proxy: StartProxy, client: aiohttp.ClientSession, workdir: Path
 ) -> None:
     nginx = await start_proxy(f"127.0.0.1:{free_port()}")
     await resume_while_nothing_listens(nginx, client, workdir)
@@ -58,9 +55,7 @@ async def test_no_resume_token_in_any_nginx_log_while_no_instance_is_up(
 
 
 async def test_with_the_usual_error_log_the_token_would_be_in_it_while_no_instance_is_up(
-    start_proxy: StartProxy,  # noqa: F811
-    client: aiohttp.ClientSession,
-    workdir: Path,  # noqa: F811
+    start_proxy: StartProxy, client: aiohttp.ClientSession, workdir: Path
 ) -> None:
     """The check above can fail: nginx's error lines quote the request line, query string and all."""
     nginx = await start_proxy(f"127.0.0.1:{free_port()}", override={"error_log": [str(workdir / "error.log"), "error"]})
@@ -69,10 +64,7 @@ async def test_with_the_usual_error_log_the_token_would_be_in_it_while_no_instan
 
 
 async def test_no_resume_token_in_any_nginx_log_when_a_draining_instance_closes_the_resume(
-    start_proxy: StartProxy,  # noqa: F811
-    deployed: MakeService,  # noqa: F811
-    client: aiohttp.ClientSession,
-    workdir: Path,  # noqa: F811
+    start_proxy: StartProxy, deployed: MakeService, client: aiohttp.ClientSession, workdir: Path
 ) -> None:
     service = await deployed()
     service.app[REGISTRY].draining = True
@@ -86,10 +78,7 @@ async def test_no_resume_token_in_any_nginx_log_when_a_draining_instance_closes_
 
 
 async def test_a_resume_that_the_service_refuses_leaves_no_token_in_any_nginx_log(
-    start_proxy: StartProxy,  # noqa: F811
-    deployed: MakeService,  # noqa: F811
-    client: aiohttp.ClientSession,
-    workdir: Path,  # noqa: F811
+    start_proxy: StartProxy, deployed: MakeService, client: aiohttp.ClientSession, workdir: Path
 ) -> None:
     service = await deployed()
     nginx = await start_proxy(service.url)
@@ -105,10 +94,7 @@ async def test_a_resume_that_the_service_refuses_leaves_no_token_in_any_nginx_lo
 
 @pytest.mark.parametrize("path", ["/metrics", "/readyz"])
 async def test_operator_endpoints_answer_this_machine_through_nginx(
-    start_proxy: StartProxy,  # noqa: F811
-    deployed: MakeService,  # noqa: F811
-    client: aiohttp.ClientSession,
-    path: str,
+    start_proxy: StartProxy, deployed: MakeService, client: aiohttp.ClientSession, path: str
 ) -> None:
     service = await deployed()
     nginx = await start_proxy(service.url)
@@ -122,9 +108,7 @@ async def test_operator_endpoints_answer_this_machine_through_nginx(
 
 @pytest.mark.parametrize("path", ["/metrics", "/readyz"])
 async def test_operator_endpoints_are_a_json_403_to_anyone_else_through_nginx(
-    start_proxy: StartProxy,  # noqa: F811
-    deployed: MakeService,  # noqa: F811
-    path: str,
+    start_proxy: StartProxy, deployed: MakeService, path: str
 ) -> None:
     service = await deployed()
     nginx = await start_proxy(service.url)

@@ -16,11 +16,10 @@ import aiohttp
 import pytest
 
 from sse.eventstream import EventStreamDecoder
-from tests.deploy.nginx import Nginx
+from tests.deploy.nginx import Nginx, StartProxy
 from tests.deploy.streams import CHAT, Hold, Stream
-from tests.deploy.test_nginx import MakeService, StartProxy, deployed, start_proxy, static_dir, workdir  # noqa: F401
 from tests.fakes.ollama import FakeOllama, Gate, Script, token_lines
-from tests.helpers import Frame, eventually, text_of
+from tests.helpers import Frame, MakeService, eventually, text_of
 
 pytestmark = pytest.mark.slow
 
@@ -66,11 +65,11 @@ async def resumed_through(
 
 
 async def test_a_resume_through_nginx_streams_unbuffered_and_its_token_stays_out_of_the_access_log(
-    start_proxy: StartProxy,  # noqa: F811
-    deployed: MakeService,  # noqa: F811
+    start_proxy: StartProxy,
+    deployed: MakeService,
     fake_ollama: FakeOllama,
     client: aiohttp.ClientSession,
-    workdir: Path,  # noqa: F811
+    workdir: Path,
 ) -> None:
     service = await deployed()
     nginx = await start_proxy(service.url)
@@ -87,11 +86,11 @@ async def test_a_resume_through_nginx_streams_unbuffered_and_its_token_stays_out
 
 
 async def test_with_nginxs_usual_log_format_the_token_would_be_logged(
-    start_proxy: StartProxy,  # noqa: F811
-    deployed: MakeService,  # noqa: F811
+    start_proxy: StartProxy,
+    deployed: MakeService,
     fake_ollama: FakeOllama,
     client: aiohttp.ClientSession,
-    workdir: Path,  # noqa: F811
+    workdir: Path,
 ) -> None:
     """The check above can fail: the site's own log format is what keeps the token out."""
     service = await deployed()

@@ -24,7 +24,7 @@ import pytest
 
 from sse import cli, systemd
 from sse.settings import Settings
-from tests.deploy.process import start_app
+from tests.deploy.process import start_instance
 from tests.deploy.units import ENV_EXAMPLE, TEMPLATE, UNIT, environment_file, seconds, unit_settings
 from tests.fakes.ollama import FakeOllama
 from tests.realparts import missing
@@ -206,9 +206,7 @@ async def test_ready_datagram_arrives_once_the_port_listens(
     notify_socket: tuple[socket.socket, str], fake_ollama: FakeOllama
 ) -> None:
     sock, name = notify_socket
-    app = await start_app(
-        ["--provider", "ollama", "--ollama-url", fake_ollama.url], {"NOTIFY_SOCKET": name}, wait=False
-    )
+    app = await start_instance(fake_ollama.url, env={"NOTIFY_SOCKET": name}, wait=False)
     try:
         ready = await receive(sock)
         assert ready["READY"] == "1"
@@ -233,11 +231,7 @@ async def test_no_ready_datagram_when_the_port_is_taken(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = str(taken.getsockname()[1])
-        app = await start_app(
-            ["--provider", "ollama", "--ollama-url", fake_ollama.url, "--port", port],
-            {"NOTIFY_SOCKET": name},
-            wait=False,
-        )
+        app = await start_instance(fake_ollama.url, "--port", port, env={"NOTIFY_SOCKET": name}, wait=False)
         try:
             assert await app.wait_exit() == 1
         finally:
