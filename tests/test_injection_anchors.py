@@ -124,7 +124,7 @@ def test_anchors_are_read_from_the_pattern():
 
 def _random_texts() -> list[str]:
     rng = random.Random(7)
-    alphabet = "aZ9_ '’-—“”…\u00a0\u2028\x1c\x85\té漢字٣²½ⅷ\u0301\u200bｆİıѕ\U000e0041\n"
+    alphabet = "aZ9_ '’-—“”…\u00a0\u2028\x1c\x85\té漢字٣²½ⅷ\u0301\u200bｆİıѕ\U000e0041\n\ud800"
     return ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 80))) for _ in range(5000)]
 
 

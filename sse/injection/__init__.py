@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from ..chat import ChatRequest
@@ -73,6 +73,12 @@ from .text import Offsets, disguised, fold, leet, native, squashed, words
 # to the digits of a text instead of trying every position.
 _LEET_WORD = re.compile(r"[0-9](?:(?<=[a-z][0-9])|[a-z])")
 
+
+def _any_of(literals: Iterable[str]) -> re.Pattern[str]:
+    """Whether a text holds any of some strings, in one C call instead of a Python loop of ``in``."""
+    return re.compile("|".join(re.escape(literal) for literal in sorted(set(literals))))
+
+
 # The patterns over views, each searched only where one of its opening words
 # is (anchors.py): built once, at import.
 _WORD_RULES = [(flag, triggers, Anchored(pattern)) for flag, triggers, pattern in WORD_RULES]
@@ -81,9 +87,9 @@ _UNBOUND = Anchored(UNBOUND)
 _DEVELOPER_MODE = Anchored(DEVELOPER_MODE)
 _ASSISTANT_CONTEXT = Anchored(ASSISTANT_CONTEXT)
 _DECODE_AND_FOLLOW = Anchored(DECODE_AND_FOLLOW)
-_LANGUAGE_RULES = [(flag, stems, Anchored(pattern)) for flag, stems, pattern in languages.RULES]
+_LANGUAGE_RULES = [(flag, stems, _any_of(stems[2]), Anchored(pattern)) for flag, stems, pattern in languages.RULES]
+_UNBOUND_STEMS = _any_of(languages.UNBOUND_STEMS[2])
 _UNBOUND_PHRASES = Anchored(languages.UNBOUND_PHRASES)
-_PERSONA_PHRASES = Anchored(languages.PERSONA_PHRASES)
 # The squashed view's rules, and the same with their trigger words spelt
 # backwards (for letters read backwards).  The squashed view has no words.
 _SQUASHED_RULES = [
@@ -91,6 +97,10 @@ _SQUASHED_RULES = [
         (flag, tuple(t[::-1] if reverse else t for t in sorted(triggers)), Anchored(pattern))
         for flag, triggers, pattern in SQUASHED_RULES
     ]
+    for reverse in (False, True)
+]
+_SQUASHED_TRIGGERS = [
+    _any_of(t[::-1] if reverse else t for _, triggers, _ in SQUASHED_RULES for t in triggers)
     for reverse in (False, True)
 ]
 _NO_WORDS: frozenset[str] = frozenset()
@@ -180,6 +190,8 @@ def _squashed_hits(view: str, offsets: Offsets) -> Iterator[Span]:
     for reverse in (False, True):
         # A rule's trigger words, spelt backwards when the text is read backwards, are
         # looked for in the letters as they are: most texts are never reversed at all.
+        if len(letters) < 512 and not _SQUASHED_TRIGGERS[reverse].search(letters):
+            continue  # a short text with none of the trigger words: one C call
         text = ""
         found = False
         for flag, triggers, pattern in _SQUASHED_RULES[reverse]:
@@ -199,20 +211,16 @@ def _native_hits(text: str, word_view: str, word_vocabulary: set[str], folded: s
     offsets = Offsets(text, view, "native")
     ascii_only = view.isascii()
     vocabulary = word_vocabulary if view is word_view else set(view.split())
-    for flag, (verbs, objects, stems), pattern in _LANGUAGE_RULES:
+    for flag, (verbs, objects, _), stems, pattern in _LANGUAGE_RULES:
         if (
             not vocabulary.isdisjoint(verbs) and (not objects or not vocabulary.isdisjoint(objects))
             if ascii_only
-            else any(stem in view for stem in stems)
+            else stems.search(view)
         ):
             match = pattern.search(view, vocabulary)
             if match:
                 yield (flag, *offsets.span(match.start(), match.end()))
-    if (
-        vocabulary.isdisjoint(languages.UNBOUND_STEMS[0])
-        if ascii_only
-        else not any(stem in view for stem in languages.UNBOUND_STEMS[2])
-    ):
+    if vocabulary.isdisjoint(languages.UNBOUND_STEMS[0]) if ascii_only else not _UNBOUND_STEMS.search(view):
         return
     unbound = _UNBOUND_PHRASES.search(view, vocabulary)
     if unbound:

@@ -21,7 +21,8 @@ What the reading of a pattern understands: literals, small classes of
 literal characters, groups, alternations, optional and repeated pieces,
 ``\\b`` and the other zero-width assertions.  ``\\s`` is read as one space,
 which is what every view holds between words (text.py: views are words of
-letters and digits joined by single spaces).  Anything else ends an anchor
+letters and digits joined by single spaces; the squashed view has no
+spaces, and its patterns no ``\\s``).  Anything else ends an anchor
 where it stands; a pattern whose anchors could be empty, or that ignores
 case, is searched the ordinary way.
 """
@@ -34,10 +35,15 @@ import re
 from collections.abc import Iterator, Set
 from typing import Any
 
-# The parser ``re`` compiles with; private, so anything unexpected in it
-# makes a pattern fall back to an ordinary search rather than fail.
-_parser: Any = importlib.import_module("re._parser")
-_c: Any = importlib.import_module("re._constants")
+# The parser ``re`` compiles with; private, so anything unexpected in it --
+# down to its absence -- makes a pattern fall back to an ordinary search rather than fail.
+_parser: Any
+_c: Any
+try:
+    _parser = importlib.import_module("re._parser")
+    _c = importlib.import_module("re._constants")
+except ImportError:  # pragma: no cover - a Python whose re is built differently
+    _parser = _c = None
 
 _BOUNDARY = "\x00"  # stands for a ``\b`` while anchors are read
 _MAX_ANCHORS = 512  # more alternatives than this and reading stops where it is
@@ -136,7 +142,7 @@ Anchor = tuple[str, int, str | None]
 
 def anchors(pattern: re.Pattern[str]) -> tuple[Anchor, ...] | None:
     """The anchors of a pattern, or None when it must be searched the ordinary way."""
-    if pattern.flags & re.IGNORECASE:
+    if pattern.flags & re.IGNORECASE or _parser is None:
         return None
     try:
         prefixes, _ = _sequence(list(_parser.parse(pattern.pattern, pattern.flags)))
@@ -173,29 +179,43 @@ def anchors(pattern: re.Pattern[str]) -> tuple[Anchor, ...] | None:
 class Anchored:
     """A compiled pattern searched only where its anchors are (the same results as ``pattern``'s own)."""
 
-    __slots__ = ("anchors", "pattern", "words")
+    __slots__ = ("anchors", "by_word", "pattern", "unbound", "words")
 
     def __init__(self, pattern: re.Pattern[str]) -> None:
         self.pattern = pattern
         self.anchors = anchors(pattern)
-        # When every anchor has a word, a text with none of them is done with one C call.
-        words = [word for _, _, word in self.anchors or ()]
-        self.words = frozenset(words) if self.anchors and None not in words else None
+        # The anchors with a word are tried only for the words a text has (one C
+        # intersection finds them), the others always.
+        self.by_word: dict[str, list[tuple[str, int]]] = {}
+        self.unbound: list[tuple[str, int]] = []
+        for needle, shift, word in self.anchors or ():
+            if word is None:
+                self.unbound.append((needle, shift))
+            else:
+                self.by_word.setdefault(word, []).append((needle, shift))
+        self.words = frozenset(self.by_word)
+
+    def _places(self, padded: str, vocabulary: Set[str]) -> list[tuple[int, str, int]]:
+        """The first place of each anchor in `` " " + view``, as (place in the view, needle, shift)."""
+        places = []
+        for needle, shift in self.unbound:
+            at = padded.find(needle, -shift)
+            if at >= 0:
+                places.append((at + shift, needle, shift))
+        for word in self.words.intersection(vocabulary):
+            for needle, shift in self.by_word[word]:
+                at = padded.find(needle, -shift)
+                if at >= 0:
+                    places.append((at + shift, needle, shift))
+        return places
 
     def finditer(self, view: str, vocabulary: Set[str]) -> Iterator[re.Match[str]]:
         """What ``pattern.finditer(view)`` yields; ``vocabulary`` is ``set(view.split())``."""
         if self.anchors is None:
             yield from self.pattern.finditer(view)
             return
-        if self.words is not None and self.words.isdisjoint(vocabulary):
-            return
         padded = " " + view
-        places = []
-        for needle, shift, word in self.anchors:
-            if word is None or word in vocabulary:
-                at = padded.find(needle, -shift)
-                if at >= 0:
-                    places.append((at + shift, needle, shift))
+        places = self._places(padded, vocabulary)
         heapq.heapify(places)
         budget = 8 + len(view) // 64  # tries before one ordinary scan costs less
         tried, floor = -1, 0
@@ -219,6 +239,6 @@ class Anchored:
 
     def search(self, view: str, vocabulary: Set[str]) -> re.Match[str] | None:
         """What ``pattern.search(view)`` returns; ``vocabulary`` is ``set(view.split())``."""
-        if self.words is not None and self.words.isdisjoint(vocabulary):
-            return None
+        if not self.unbound and self.anchors is not None and self.words.isdisjoint(vocabulary):
+            return None  # the common case, in one C call
         return next(self.finditer(view, vocabulary), None)

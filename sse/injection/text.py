@@ -53,7 +53,6 @@ _COMBINING = re.compile(
     "\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\u3099\u309a\ufe20-\ufe2f]"
 )
 _NOT_WORD = re.compile(r"[\W_]+")
-_NOT_LETTER = re.compile(r"[^a-z]+")
 _APOSTROPHES = str.maketrans({"'": None, "’": None})
 _MAY_BE_CONFUSABLE = re.compile("[" + "".join(map(chr, _CONFUSABLES)) + "]")
 
@@ -89,6 +88,7 @@ def _separate(text: str) -> str:
         return _NOT_WORD.sub(" ", text).strip()
     for separator in separators:
         text = text.replace(separator, " ")
+    # A lone surrogate (JSON allows "\\ud800") is not a letter: replaced above, never encoded.
     return " ".join(text.encode("utf-8").translate(_UTF8_WORD).decode("utf-8").split())
 
 
@@ -114,17 +114,19 @@ def words(text: str, folded: str | None = None) -> str:
 
 
 def leet(word_view: str) -> str:
-    """The word view with digits and symbols read as letters ("1gn0r3" -> "ignore")."""
-    if word_view.isascii():
-        return word_view.encode("ascii").translate(_LEET_BYTES).decode("ascii")
-    return word_view.translate(LEET)
+    """The word view with digits and symbols read as letters ("1gn0r3" -> "ignore").
+
+    Over UTF-8, whose bytes above 127 the table leaves alone, so any view takes the C path.
+    """
+    return word_view.encode("utf-8", "surrogatepass").translate(_LEET_BYTES).decode("utf-8", "surrogatepass")
 
 
 def squashed(word_view: str) -> str:
-    """Letters only, leetspeak undone: what "1 g n 0 r 3  a.l.l" is made of."""
-    if word_view.isascii():
-        return word_view.encode("ascii").translate(_LEET_BYTES, _NOT_SQUASHED).decode("ascii")
-    return _NOT_LETTER.sub("", word_view.translate(LEET))
+    """Letters only, leetspeak undone: what "1 g n 0 r 3  a.l.l" is made of.
+
+    Every byte of a character outside ASCII is deleted with the rest, so any view takes the C path.
+    """
+    return word_view.encode("utf-8", "surrogatepass").translate(_LEET_BYTES, _NOT_SQUASHED).decode("ascii")
 
 
 def strip_accents(text: str) -> str:
