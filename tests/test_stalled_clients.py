@@ -14,6 +14,7 @@ import asyncio
 import gc
 import socket
 import tracemalloc
+import types
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -230,3 +231,39 @@ async def test_a_second_wave_of_stalled_clients_after_the_send_timeout_leaves_th
     grown = second.compare_to(first, "traceback")
     growth = sum(stat.size_diff for stat in grown)
     assert growth < 16 * 1024, "\n".join(f"{s}\n{s.traceback.format()[-8:]}" for s in grown[:5])
+
+
+async def test_a_stream_ended_by_the_send_timeout_is_freed_without_waiting_for_the_cycle_collector(
+    make_service, fake_ollama: FakeOllama, closing: list[socket.socket]
+) -> None:
+    """Its exception's traceback held its frames in a cycle with its tasks.
+
+    A burst of such streams kept its memory until a full collection ran.
+    """
+    service = await make_service(send_timeout=1.0)
+    records = StreamRecords(service.app)
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(STALLED):
+            gate = asyncio.Event()
+            fake_ollama.push(flood_script(gate=gate))
+            closing.append(await stalled_client(service))
+            gate.set()
+        outcomes = [(await records.next(within=30.0))["outcome"] for _ in range(STALLED)]
+        assert outcomes == ["send_timeout"] * STALLED
+        assert await service.app[REGISTRY].wait_idle(10.0)
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+    finally:
+        gc.set_debug(0)
+        gc.enable()
+    garbage = gc.garbage[:]
+    gc.garbage.clear()
+    package = str(Path(sse.__file__).parent)
+    frames = [
+        f"{o.f_code.co_filename}:{o.f_code.co_name}"
+        for o in garbage
+        if isinstance(o, types.FrameType) and o.f_code.co_filename.startswith(package)
+    ]
+    assert not frames

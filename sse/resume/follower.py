@@ -121,6 +121,7 @@ class Follower:
         finally:
             if race is not None:
                 await race.stop()
+                race.drop_tracebacks()
             self.registry.remove_follower(self)
             self.source.detach()
             if self.last < 1 and ending.outcome != "done" and self.left_early is not None:

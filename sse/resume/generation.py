@@ -220,6 +220,7 @@ class ResumableGeneration:
                 # down): still end the log properly for anyone reading it.
                 ending = await self._finish(shutdown_error())
             await race.stop()
+            race.drop_tracebacks()
             await self.generation.release_upstream()
             if self._grace_task is not None:
                 self._grace_task.cancel()

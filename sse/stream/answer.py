@@ -94,6 +94,7 @@ class Answer:
             raise
         finally:
             await race.stop()
+            race.drop_tracebacks()  # logged by now (``generation.finish``)
             if writer is not None:
                 self.record.heartbeats = writer.pings
             finish(self.record, ending.outcome, self.observers, ending.message)
