@@ -31,13 +31,15 @@ class StreamRegistry:
     ``streams`` are generations (a direct stream, or a resumable stream's
     generation); ``followers`` are connections reading a resumable stream.
     ``draining`` turns True when shutdown begins: new streams are refused
-    (``http_edges.refuse_while_draining``).
+    (``http_edges.refuse_while_draining``).  ``ended`` counts the streams and
+    followers that have ended so far (``heap.HeapTrimmer`` reads it).
     """
 
     def __init__(self) -> None:
         self.streams: set[Endable] = set()
         self.followers: set[Endable] = set()
         self.draining = False
+        self.ended = 0
         self._idle = IdleSignal()
 
     def add(self, stream: Endable) -> None:
@@ -45,7 +47,9 @@ class StreamRegistry:
         self._idle.busy()
 
     def remove(self, stream: Endable) -> None:
-        self.streams.discard(stream)
+        if stream in self.streams:
+            self.streams.remove(stream)
+            self.ended += 1
         self._check_idle()
 
     def add_follower(self, follower: Endable) -> None:
@@ -53,7 +57,9 @@ class StreamRegistry:
         self._idle.busy()
 
     def remove_follower(self, follower: Endable) -> None:
-        self.followers.discard(follower)
+        if follower in self.followers:
+            self.followers.remove(follower)
+            self.ended += 1
         self._check_idle()
 
     def _check_idle(self) -> None:

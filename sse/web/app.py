@@ -21,12 +21,16 @@ The protections (API keys, CORS, rate and stream limits) are wired in from
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 
+from ..heap import HeapTrimmer
 from ..http_edges import EdgeRunner, expect_handler, runner_options
 from ..metrics import create_metrics
 from ..protect import (
@@ -87,6 +91,7 @@ def create_app(settings: Settings, providers: list[Provider] | None = None) -> w
     app.on_startup.append(_start_resumable)
     app.on_startup.append(_start_providers)
     app.on_startup.append(start_limiter)
+    app.cleanup_ctx.append(_trim_heap)
     app.on_cleanup.append(_close_resumable)
     app.on_cleanup.append(_close_providers)
     app.on_cleanup.append(close_limiter)
@@ -94,6 +99,16 @@ def create_app(settings: Settings, providers: list[Provider] | None = None) -> w
     app.on_response_prepare.append(add_cors_headers)
     add_routes(app)
     return app
+
+
+async def _trim_heap(app: web.Application) -> AsyncIterator[None]:
+    """Give the memory of ended streams back to the OS after bursts (``sse.heap``), for the app's life."""
+    registry = app[REGISTRY]
+    task = asyncio.create_task(HeapTrimmer(lambda: registry.ended).run())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def add_routes(app: web.Application) -> None:
