@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
 import time
 from array import array
 from collections.abc import Callable
@@ -25,6 +26,12 @@ from typing import Any
 
 _STAMP = re.compile(rb"@(\d+)")
 _TERMINATOR = b"0\r\n\r\n"
+# A client that never reads keeps this small a receive buffer.  Left to the
+# kernel's autotuning, 200 of them on one machine hold gigabytes of socket
+# memory between them and push the machine's TCP memory into pressure, where
+# the kernel stalls every flow for tens of seconds: the stalled-client figure
+# would measure the kernel, not the service.
+STALLED_RCVBUF = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -215,10 +222,25 @@ class Load:
         self.open.add(client)
         async with self._connects:
             try:
-                await self.loop.create_connection(lambda: client, self.target.host, self.target.port)
+                if stall:
+                    await self.loop.create_connection(lambda: client, sock=await self._small_window())
+                else:
+                    await self.loop.create_connection(lambda: client, self.target.host, self.target.port)
             except OSError as exc:
                 client.connection_lost(exc)
         return client
+
+    async def _small_window(self) -> socket.socket:
+        """A connected socket whose receive buffer is set before the handshake (it fixes the window)."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, STALLED_RCVBUF)
+            sock.setblocking(False)
+            await self.loop.sock_connect(sock, (self.target.host, self.target.port))
+        except OSError:
+            sock.close()
+            raise
+        return sock
 
     def _forget(self, client: StreamClient) -> None:
         self.open.discard(client)

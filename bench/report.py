@@ -67,9 +67,14 @@ def derived(results: dict[str, Any]) -> dict[str, Any]:
         targets["RSS per open stream <= 20 KiB"] = max(per_stream) <= 20
     stalled = _get(results, "stalled", "relay", "waves")
     if stalled:
-        targets["RSS per stalled stream <= 256 KiB, second wave no growth"] = (
-            max(w["kib_per_stream"] for w in stalled) <= 256
-            and _get(results, "stalled", "relay", "second_wave_growth_kib") <= 1024
+        # "About 100 KiB a stalled stream all told", at the wave's peak; later
+        # waves within 2 MiB of the first, 10 KiB a stream at 200 streams: what
+        # the allocators keep varies by about that much, a leak would be a
+        # stream's worth per stream.
+        targets["RSS per stalled stream about 100 KiB (<= 128) at its peak, later waves no growth"] = (
+            max(w["kib_per_stream"] for w in stalled) <= 128
+            and _get(results, "stalled", "relay", "later_wave_growth_kib") <= 2048
+            and not _get(results, "stalled", "relay", "kernel_tcp_memory_pressures")
         )
     if "added_latency_p99_ms" in out:
         targets["added latency p99 <= 2 ms"] = out["added_latency_p99_ms"] <= 2
@@ -124,11 +129,11 @@ def table(results: dict[str, Any]) -> str:
     for number, wave in enumerate(_get(results, "stalled", "relay", "waves") or [], 1):
         size = _get(results, "stalled", "relay", "token_bytes")
         count = _get(results, "stalled", "relay", "streams")
-        name = f"RSS KiB per stalled stream, {count} clients not reading, {size}-byte tokens (wave {number})"
+        name = f"peak RSS KiB per stalled stream, {count} clients not reading, {size}-byte tokens (wave {number})"
         rows.append((name, "—", _fmt(wave["kib_per_stream"], 2)))
-    growth = _get(results, "stalled", "relay", "second_wave_growth_kib")
+    growth = _get(results, "stalled", "relay", "later_wave_growth_kib")
     if growth is not None:
-        rows.append(("RSS growth KiB after a second wave of stalled clients", "—", _fmt(growth)))
+        rows.append(("RSS growth KiB after the first wave of stalled clients", "—", _fmt(growth)))
     for phase in ("streaming", "silent"):
         row(f"cancel → upstream close p50, ms ({phase})", "cancel", phase, "lag_ms", "p50", digits=2)
         row(f"cancel → upstream close p99, ms ({phase})", "cancel", phase, "lag_ms", "p99", digits=2)
