@@ -24,9 +24,12 @@ class Attempt:
     provider: str
     code: str
     message: str
+    # For the operator: what the client was not told (the model server's address, the full cause).
+    detail: str = ""
 
     def __str__(self) -> str:
-        return f"{self.provider}: {self.code}: {self.message}"
+        text = f"{self.provider}: {self.code}: {self.message}"
+        return f"{text} ({self.detail})" if self.detail else text
 
 
 @dataclass(slots=True)

@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from tests.fakes.ollama import MODEL, Drop, Gate, Hang, Line, Raw, Script, done_line, token_lines
-from tests.helpers import naive_parse, read_frames, text_of
+from tests.helpers import StreamRecords, naive_parse, read_frames, text_of
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 
@@ -115,13 +115,16 @@ async def test_ollama_bad_request_is_a_400_with_its_message(service, client, fak
         assert (await error_of(response))["code"] == "upstream_rejected"
 
 
-async def test_an_unreachable_upstream_is_a_502(make_service, client, closed_port):
+async def test_an_unreachable_upstream_is_a_502_that_names_no_address_but_logs_it(make_service, client, closed_port):
     service = await make_service(ollama_url=f"http://127.0.0.1:{closed_port}")
+    records = StreamRecords(service.app)
     async with client.post(service.url + "/api/chat", json={"prompt": "x", "model": "m"}) as response:
         assert response.status == 502
         error = await error_of(response)
     assert error["code"] == "upstream_unavailable"
-    assert str(closed_port) in error["message"]
+    assert error["message"] == "ollama is unreachable: Connection refused"
+    [attempt] = (await records.next())["attempts"]
+    assert f"upstream: http://127.0.0.1:{closed_port}/api/" in attempt  # the operator's log has it
 
 
 async def test_a_connect_timeout_is_a_504(make_service, client, blackhole_port):

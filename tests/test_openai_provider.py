@@ -358,15 +358,19 @@ async def test_stop_before_the_first_token_closes_the_upstream_too(
         await fake_openrouter.requests[-1].disconnected.wait()
 
 
-async def test_html_page_instead_of_a_stream_is_a_protocol_error(
+async def test_html_page_instead_of_a_stream_is_a_protocol_error_that_names_no_address(
     router_service: Service, fake_openrouter: FakeOpenAI, client: aiohttp.ClientSession
 ) -> None:
-    """What a wrong base URL often gets: some web page, status 200."""
+    """What a wrong base URL often gets: some web page, status 200.  The URL is the operator's to see, in the log."""
     fake_openrouter.push(Script([Raw(b"<!doctype html><title>Welcome</title>")], content_type="text/html"))
+    records = StreamRecords(router_service.app)
     response, body = await post_chat(client, router_service, HELLO)
     assert response.status == 502
     assert body["error"]["code"] == "upstream_protocol"
     assert "text/html, not an event stream" in body["error"]["message"]
+    assert "127.0.0.1" not in body["error"]["message"]
+    [attempt] = (await records.next())["attempts"]
+    assert f"upstream: {fake_openrouter.url}" in attempt
 
 
 # -- what is sent

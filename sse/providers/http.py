@@ -16,7 +16,9 @@ import contextlib
 import datetime
 import email.utils
 import json
+import os
 import re
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -189,7 +191,7 @@ async def open_stream(
     except (TimeoutError, aiohttp.ServerTimeoutError):
         raise UpstreamTimeout(f"{name} did not accept a connection in time") from None
     except aiohttp.ClientConnectorError as exc:
-        raise UpstreamUnavailable(f"{name} is unreachable at {url.split('/api/')[0]}: {exc.os_error or exc}") from None
+        raise unreachable(name, url, exc) from None
     except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
         raise UpstreamDisconnected(f"{name} closed the connection before answering: {exc}") from None
     body: UpstreamBody | None = None
@@ -244,6 +246,26 @@ async def _drain(response: aiohttp.ClientResponse) -> None:
             response.release()
         else:
             response.close()
+
+
+def unreachable(name: str, url: str, exc: aiohttp.ClientError) -> UpstreamUnavailable:
+    """The model server could not be reached: why, in words that name no address.
+
+    The client is told which provider failed and how ("Connection refused");
+    the model server's URL and the full cause (whose text quotes the address)
+    go to the operator's log only (``log_fields``): an internal address is
+    not the client's to know.
+    """
+    os_error = getattr(exc, "os_error", None)
+    if isinstance(os_error, socket.gaierror):
+        reason = "its host name does not resolve"
+    elif isinstance(os_error, OSError) and os_error.errno:
+        reason = os.strerror(os_error.errno)
+    else:
+        reason = "the connection failed"
+    error = UpstreamUnavailable(f"{name} is unreachable: {reason}")
+    error.log_fields.update(upstream=url, cause=str(exc))
+    return error
 
 
 # What a read of an upstream body raises when the connection drops.
@@ -326,7 +348,7 @@ class HttpProvider:
         except TimeoutError:
             raise UpstreamUnavailable(f"{self.name} did not answer {path} within {within:g} s") from None
         except aiohttp.ClientError as exc:
-            raise UpstreamUnavailable(f"{self.name} is unreachable at {self.base_url}: {exc}") from None
+            raise unreachable(self.name, url, exc) from None
         if response.status != 200:
             message = self.describe_error(response.status, body)
             raise UpstreamError(f"{self.name} answered {path} with HTTP {response.status}: {message}")

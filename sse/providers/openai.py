@@ -200,12 +200,14 @@ class OpenAIProvider(HttpProvider):
             if response.content_type == "application/json":
                 raise await self._json_instead_of_stream(response)
             if response.content_type != "text/event-stream":
-                raise UpstreamError(
+                error = UpstreamError(
                     f"{self.name} answered {response.content_type or 'a body without a type'}, not an event stream "
-                    f"(is {self.base_url} the API's base URL?)",
+                    "(is its base URL the API's?)",
                     code="upstream_protocol",
                     fallback=True,  # the provider's fault, not the request's: the next one may serve
                 )
+                error.log_fields["upstream"] = self.base_url  # the operator's to know, not the client's
+                raise error
             while True:
                 chunk = await read_chunk(response, self.name)
                 try:

@@ -127,7 +127,8 @@ class Generation:
             except UpstreamError as error:
                 if stream is not None:
                     await _close(stream)
-                self.record.attempts.append(Attempt(provider.name, error.code, error.message))
+                detail = ", ".join(f"{name}: {value}" for name, value in error.log_fields.items())
+                self.record.attempts.append(Attempt(provider.name, error.code, error.message, detail))
                 if not error.fallback:
                     # The request's fault (unknown model, rejected input), not the
                     # provider's: no other provider, and no cool-down.
