@@ -142,6 +142,20 @@ async def wait_stalled(service: Service, count: int, within: float = 30.0) -> No
             await asyncio.sleep(0.02)
 
 
+async def timed_out_wave(
+    service: Service, fake_ollama: FakeOllama, records: StreamRecords, closing: list[socket.socket]
+) -> None:
+    """``STALLED`` clients that stop reading a flood, each stream ended by the send timeout, none left."""
+    for _ in range(STALLED):
+        gate = asyncio.Event()
+        fake_ollama.push(flood_script(gate=gate))
+        closing.append(await stalled_client(service))
+        gate.set()
+    outcomes = [(await records.next(within=30.0))["outcome"] for _ in range(STALLED)]
+    assert outcomes == ["send_timeout"] * STALLED
+    assert await service.app[REGISTRY].wait_idle(10.0)
+
+
 @pytest.fixture
 async def closing() -> AsyncIterator[list[socket.socket]]:
     sockets: list[socket.socket] = []
@@ -214,14 +228,7 @@ async def test_a_second_wave_of_stalled_clients_after_the_send_timeout_leaves_th
     records = StreamRecords(service.app)
 
     async def wave() -> tracemalloc.Snapshot:
-        for _ in range(STALLED):
-            gate = asyncio.Event()
-            fake_ollama.push(flood_script(gate=gate))
-            closing.append(await stalled_client(service))
-            gate.set()
-        outcomes = [(await records.next(within=30.0))["outcome"] for _ in range(STALLED)]
-        assert outcomes == ["send_timeout"] * STALLED
-        assert await service.app[REGISTRY].wait_idle(10.0)
+        await timed_out_wave(service, fake_ollama, records, closing)
         await fake_ollama.wait_idle(10.0)
         return service_snapshot()
 
@@ -245,14 +252,7 @@ async def test_a_stream_ended_by_the_send_timeout_is_freed_without_waiting_for_t
     gc.collect()
     gc.disable()
     try:
-        for _ in range(STALLED):
-            gate = asyncio.Event()
-            fake_ollama.push(flood_script(gate=gate))
-            closing.append(await stalled_client(service))
-            gate.set()
-        outcomes = [(await records.next(within=30.0))["outcome"] for _ in range(STALLED)]
-        assert outcomes == ["send_timeout"] * STALLED
-        assert await service.app[REGISTRY].wait_idle(10.0)
+        await timed_out_wave(service, fake_ollama, records, closing)
         gc.set_debug(gc.DEBUG_SAVEALL)
         gc.collect()
     finally:
