@@ -229,18 +229,22 @@ async def max_rate(bench: Bench, target: Target, service: Process | None) -> dic
     return figures
 
 
+async def warm_idle_rss(target: Target, service: Process, totals: Totals) -> int:
+    """The service's idle RSS, read after a few short streams warmed its code paths (imports, pools, caches)."""
+    warm = Load(target, totals, prefix="w")
+    clients = [await warm.open_stream(5, 1, "stamp") for _ in range(4)]
+    await wait_ended(clients, 10.0)
+    await asyncio.sleep(0.3)
+    return service.usage().rss_kib
+
+
 async def memory(bench: Bench, target: Target, service: Process | None) -> dict[str, Any]:
     """Service RSS per open slow stream: (RSS with N open - RSS idle) / N."""
     s = bench.scale
     if service is None:
         return {"skipped": "measured on the service only"}
     totals = Totals()
-    warm = Load(target, totals, prefix="w")
-    # Warm the code paths (imports, pools, caches) before the idle figure.
-    clients = [await warm.open_stream(5, 1, "stamp") for _ in range(4)]
-    await wait_ended(clients, 10.0)
-    await asyncio.sleep(0.3)
-    idle = service.usage().rss_kib
+    idle = await warm_idle_rss(target, service, totals)
     figures: dict[str, Any] = {"idle_rss_kib": idle, "interval_ms": s.memory_interval_ms, "open": []}
     for asked in s.memory_counts:
         # The service holds two sockets per stream; when the open-file limit
@@ -329,11 +333,7 @@ async def stalled(bench: Bench, target: Target, service: Process | None) -> dict
     if service is None:
         return {"skipped": "measured on the service only"}
     totals = Totals()
-    warm = Load(target, totals, prefix="w")
-    clients = [await warm.open_stream(5, 1, "stamp") for _ in range(4)]
-    await wait_ended(clients, 10.0)
-    await asyncio.sleep(0.3)
-    idle = service.usage().rss_kib
+    idle = await warm_idle_rss(target, service, totals)
     pressures = tcp_memory_pressures()
     figures: dict[str, Any] = {
         "streams": s.stalled_streams,
