@@ -68,7 +68,6 @@ class HeapTrimmer:
         self.interval = interval
         self.min_ended = min_ended
         self.trim = trim if trim is not None else _malloc_trim()
-        self.trims = 0
         self._seen = ended()
         self._next = 0.0
 
@@ -81,7 +80,6 @@ class HeapTrimmer:
         self._seen = ended
         self._next = started + self.interval
         self.trim()
-        self.trims += 1
         log.debug(
             "heap trimmed",
             extra={"streams_ended": ended, "ms": round((time.monotonic() - started) * 1000, 2)},
